@@ -1,0 +1,357 @@
+package plan
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Column names as they appear in a plan header and in the failures file.
+const (
+	ColID    = "Id"
+	ColCount = "CertTotalCount"
+)
+
+// Limits that keep a hostile or broken file from costing unbounded memory.
+const (
+	MaxLineBytes = 64 << 10
+	MaxFields    = 256
+	// DefaultMaxErrors is how many problems are listed before the rest are
+	// only counted: enough to see a pattern, short enough to read.
+	DefaultMaxErrors = 20
+)
+
+// Row is one validated plan record.
+type Row struct {
+	// Line is the 1-based physical line of the record in the plan file; the
+	// header is line 1. Reports and errors use the same number.
+	Line           int
+	ID             int64
+	CertTotalCount int32
+}
+
+// Error is one problem found in a plan.
+type Error struct {
+	File   string
+	Line   int
+	Column int // 1-based; 0 when the problem is the whole line
+	Field  string
+	Value  string
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d", e.File, e.Line)
+	if e.Column > 0 {
+		fmt.Fprintf(&b, ":%d", e.Column)
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		fmt.Fprintf(&b, "%s %q: ", e.Field, e.Value)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is the list of problems found in an invalid plan. More counts the
+// problems beyond the listed ones.
+type Errors struct {
+	List []*Error
+	More int
+}
+
+func (e *Errors) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid plan: %d problem(s)", len(e.List)+e.More)
+	for _, x := range e.List {
+		b.WriteString("\n  ")
+		b.WriteString(x.Error())
+	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, "\n  ... and %d more", e.More)
+	}
+	return b.String()
+}
+
+// Stats describes a valid plan.
+type Stats struct {
+	Rows int
+	// Sum is the sum of CertTotalCount over all rows.
+	Sum int64
+}
+
+// Options tunes Read. The zero value is ready to use.
+type Options struct {
+	MaxErrors int // 0 means DefaultMaxErrors
+}
+
+// ReadFile opens path and calls Read. The file name in errors is path.
+func ReadFile(path string, opts Options, fn func(Row) error) (Stats, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer f.Close()
+	return Read(f, path, opts, fn)
+}
+
+// Read validates a whole plan from r, calling fn for each valid row in file
+// order. If the plan has any problem, Read returns *Errors after reading to
+// the end, so fn may have seen rows of a plan that turns out invalid: callers
+// must not act on rows until Read returns nil. An error from fn stops the
+// read and is returned as is.
+func Read(r io.Reader, name string, opts Options, fn func(Row) error) (Stats, error) {
+	max := opts.MaxErrors
+	if max <= 0 {
+		max = DefaultMaxErrors
+	}
+	errs := &Errors{}
+	add := func(e *Error) {
+		e.File = name
+		if len(errs.List) < max {
+			errs.List = append(errs.List, e)
+		} else {
+			errs.More++
+		}
+	}
+
+	cr := csv.NewReader(&lineLimiter{r: bufio.NewReaderSize(r, 64<<10), max: MaxLineBytes})
+	cr.FieldsPerRecord = -1 // field counts are checked here, with better messages
+	cr.ReuseRecord = true
+
+	idCol, countCol, width, err := readHeader(cr, add)
+	if err != nil {
+		return Stats{}, err
+	}
+	if idCol < 0 || countCol < 0 {
+		return Stats{}, errs
+	}
+
+	var st Stats
+	seen := make(map[int64]int32)
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if e, ok := fatalReadError(err); ok {
+				add(e)
+				return Stats{}, errs
+			}
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				add(&Error{Line: pe.Line, Column: pe.Column, Msg: pe.Err.Error()})
+				continue
+			}
+			return Stats{}, err
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) > MaxFields {
+			add(&Error{Line: line, Msg: fmt.Sprintf("%d fields; at most %d are allowed", len(rec), MaxFields)})
+			continue
+		}
+		if len(rec) < width {
+			add(&Error{Line: line, Msg: fmt.Sprintf("%d field(s), but the header has %d", len(rec), width)})
+			continue
+		}
+		row := Row{Line: line}
+		ok := true
+		if id, e := parseID(rec[idCol]); e != "" {
+			add(fieldError(cr, idCol, ColID, rec[idCol], e))
+			ok = false
+		} else {
+			row.ID = id
+		}
+		if n, e := parseCount(rec[countCol]); e != "" {
+			add(fieldError(cr, countCol, ColCount, rec[countCol], e))
+			ok = false
+		} else {
+			row.CertTotalCount = n
+		}
+		if !ok {
+			continue
+		}
+		if first, dup := seen[row.ID]; dup {
+			add(fieldError(cr, idCol, ColID, rec[idCol], fmt.Sprintf("duplicate Id: already on line %d", first)))
+			continue
+		}
+		seen[row.ID] = int32(min(line, math.MaxInt32))
+		st.Rows++
+		st.Sum += int64(row.CertTotalCount)
+		if len(errs.List) == 0 {
+			if err := fn(row); err != nil {
+				return Stats{}, err
+			}
+		}
+	}
+	if len(errs.List) > 0 {
+		return Stats{}, errs
+	}
+	return st, nil
+}
+
+func readHeader(cr *csv.Reader, add func(*Error)) (idCol, countCol, width int, err error) {
+	idCol, countCol = -1, -1
+	rec, err := cr.Read()
+	if err == io.EOF {
+		add(&Error{Line: 1, Msg: "empty plan: want a header naming Id and CertTotalCount"})
+		return -1, -1, 0, nil
+	}
+	if err != nil {
+		if e, ok := fatalReadError(err); ok {
+			add(e)
+			return -1, -1, 0, nil
+		}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			add(&Error{Line: pe.Line, Column: pe.Column, Msg: "header: " + pe.Err.Error()})
+			return -1, -1, 0, nil
+		}
+		return -1, -1, 0, err
+	}
+	line, _ := cr.FieldPos(0)
+	if len(rec) > MaxFields {
+		add(&Error{Line: line, Msg: fmt.Sprintf("header has %d fields; at most %d are allowed", len(rec), MaxFields)})
+		return -1, -1, 0, nil
+	}
+	if len(rec) > 0 {
+		rec[0] = strings.TrimPrefix(rec[0], "\uFEFF")
+	}
+	for i, name := range rec {
+		var col *int
+		switch {
+		case strings.EqualFold(strings.TrimSpace(name), ColID):
+			col = &idCol
+		case strings.EqualFold(strings.TrimSpace(name), ColCount):
+			col = &countCol
+		default:
+			continue
+		}
+		if *col >= 0 {
+			_, c := cr.FieldPos(i)
+			add(&Error{Line: line, Column: c, Msg: fmt.Sprintf("header names column %q twice", name)})
+			return -1, -1, 0, nil
+		}
+		*col = i
+	}
+	bad := false
+	for _, c := range []struct {
+		col  int
+		name string
+	}{{idCol, ColID}, {countCol, ColCount}} {
+		if c.col < 0 {
+			add(&Error{Line: line, Msg: fmt.Sprintf("header has no %s column (found: %s)", c.name, strings.Join(rec, ","))})
+			bad = true
+		}
+	}
+	if bad {
+		return -1, -1, 0, nil
+	}
+	return idCol, countCol, max(idCol, countCol) + 1, nil
+}
+
+func fieldError(cr *csv.Reader, col int, field, value, msg string) *Error {
+	line, c := cr.FieldPos(col)
+	if len(value) > 40 {
+		value = value[:40] + "..."
+	}
+	return &Error{Line: line, Column: c, Field: field, Value: value, Msg: msg}
+}
+
+// fatalReadError turns errors after which the rest of the file cannot be
+// trusted into a plan error.
+func fatalReadError(err error) (*Error, bool) {
+	var le *lineTooLongError
+	if errors.As(err, &le) {
+		return &Error{Line: le.line, Msg: fmt.Sprintf("line longer than %d bytes; is this a plan?", MaxLineBytes)}, true
+	}
+	return nil, false
+}
+
+func parseID(s string) (int64, string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, "empty; want a positive integer"
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, "out of range; want a positive integer up to 9223372036854775807"
+		}
+		return 0, "not an integer; want a positive integer"
+	}
+	if n <= 0 {
+		return 0, "want a positive integer"
+	}
+	return n, ""
+}
+
+func parseCount(s string) (int32, string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, "empty; want an integer from 0 to 2147483647"
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, "out of range; want an integer from 0 to 2147483647"
+		}
+		return 0, "not an integer; want an integer from 0 to 2147483647"
+	}
+	if n < 0 {
+		return 0, "negative; want an integer from 0 to 2147483647"
+	}
+	return int32(n), ""
+}
+
+type lineTooLongError struct{ line int }
+
+func (e *lineTooLongError) Error() string { return fmt.Sprintf("line %d too long", e.line) }
+
+// lineLimiter fails a read once a physical line grows past max bytes, so a
+// file with no newlines cannot make encoding/csv buffer it whole.
+type lineLimiter struct {
+	r    io.Reader
+	max  int
+	cur  int // bytes of the current line so far
+	line int // 1-based number of the current line
+	err  error
+}
+
+func (l *lineLimiter) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if l.line == 0 {
+		l.line = 1
+	}
+	n, err := l.r.Read(p)
+	for i := 0; i < n; {
+		j := bytes.IndexByte(p[i:n], '\n')
+		if j < 0 {
+			l.cur += n - i
+			break
+		}
+		l.cur += j
+		if l.cur > l.max {
+			break
+		}
+		l.cur = 0
+		l.line++
+		i += j + 1
+	}
+	if l.cur > l.max {
+		l.err = &lineTooLongError{line: l.line}
+		return 0, l.err
+	}
+	return n, err
+}
