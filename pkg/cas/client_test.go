@@ -1,0 +1,121 @@
+package cas
+
+import (
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certalloc/certalloc/pkg/casemu"
+)
+
+func emulator(t *testing.T, cfg casemu.Config) (*casemu.Server, Endpoint) {
+	t.Helper()
+	if cfg.Keys == nil {
+		cfg.Keys = map[string]casemu.Key{"AKID": {Secret: "sekret"}, "STSID": {Secret: "sts-sekret", SecurityToken: "sts-token-value"}}
+	}
+	s := casemu.New(cfg)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	ep, _, err := ParseEndpoint(ts.URL, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ep
+}
+
+func clients(t *testing.T, ep Endpoint, id, secret, token string, n int, timeout time.Duration) []*Client {
+	t.Helper()
+	creds, err := StaticCredentials(id, secret, token, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := NewClients(Config{Endpoint: ep, Timeout: timeout, Credentials: creds}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func TestAssignThroughTheSDK(t *testing.T) {
+	s, ep := emulator(t, casemu.Config{RateLimit: -1})
+	for _, tc := range []struct{ id, secret, token string }{{"AKID", "sekret", ""}, {"STSID", "sts-sekret", "sts-token-value"}} {
+		c := clients(t, ep, tc.id, tc.secret, tc.token, 1, time.Second)[0]
+		r, e := c.Assign(33285, 5)
+		if e != nil {
+			t.Fatalf("Assign with %s: %v", tc.id, e)
+		}
+		if r.CertCount != 5 || len(r.RequestID) != 36 {
+			t.Errorf("Assign with %s = %+v", tc.id, r)
+		}
+	}
+	if a, _ := s.State(33285); a.Applied != 2 || a.CertTotalCount != 5 {
+		t.Errorf("State = %+v", a)
+	}
+}
+
+func TestAssignFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		faults casemu.Faults
+		secret string
+		class  Class
+		code   string
+	}{
+		{"bad secret", casemu.Faults{}, "wrong", Fatal, "SignatureDoesNotMatch"},
+		{"row fails", casemu.Faults{FailIDs: map[int64]bool{1: true}}, "sekret", RowFinal, "InvalidParameter"},
+		{"503", casemu.Faults{Error503Rate: 1}, "sekret", Retryable, "ServiceUnavailable"},
+		{"dropped", casemu.Faults{DropRate: 1}, "sekret", Retryable, CodeConnectionLost},
+		{"hang", casemu.Faults{HangRate: 1, HangFor: 2 * time.Second}, "sekret", Retryable, CodeClientTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ep := emulator(t, casemu.Config{RateLimit: -1, Faults: tt.faults})
+			c := clients(t, ep, "AKID", tt.secret, "", 1, 300*time.Millisecond)[0]
+			_, e := c.Assign(1, 1)
+			if e == nil || e.Class != tt.class || e.Code != tt.code {
+				t.Fatalf("Assign = %v; want %v %s", e, tt.class, tt.code)
+			}
+			if contains(e.Error(), "sekret") || contains(e.Error(), "Signature=") {
+				t.Errorf("error %q leaks", e.Error())
+			}
+		})
+	}
+}
+
+func TestSTSTokenNeverInErrors(t *testing.T) {
+	_, ep := emulator(t, casemu.Config{RateLimit: -1})
+	// A wrong secret makes the service echo its string to sign, which
+	// holds the token.
+	c := clients(t, ep, "STSID", "wrong", "sts-token-value", 1, time.Second)[0]
+	_, e := c.Assign(1, 1)
+	if e == nil || e.Code != "SignatureDoesNotMatch" {
+		t.Fatalf("Assign = %v", e)
+	}
+	if contains(e.Error(), "sts-token") || contains(e.Error(), "wrong") {
+		t.Errorf("error %q leaks the token or secret", e.Error())
+	}
+}
+
+// Many clients on one transport and one credentials provider, each used by
+// one goroutine, as the runner does: must be clean under -race.
+func TestClientsRaceFree(t *testing.T) {
+	s, ep := emulator(t, casemu.Config{RateLimit: -1, Faults: casemu.Faults{LatencyMax: 5 * time.Millisecond}})
+	cs := clients(t, ep, "STSID", "sts-sekret", "sts-token-value", 24, time.Second)
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				if _, e := c.Assign(int64(i*100+j+1), 1); e != nil {
+					t.Errorf("Assign: %v", e)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := s.Stats(); st.Applied != 240 || st.ByCode["SignatureNonceUsed"] != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
