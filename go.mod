@@ -2,7 +2,10 @@ module github.com/certalloc/certalloc
 
 go 1.26.8
 
-require github.com/aliyun/alibaba-cloud-sdk-go v1.63.107
+require (
+	github.com/aliyun/alibaba-cloud-sdk-go v1.63.107
+	github.com/gocarina/gocsv v0.0.0-20240520201108-78e41c74b4b1
+)
 
 require (
 	github.com/jmespath/go-jmespath v0.4.0 // indirect

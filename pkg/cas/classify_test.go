@@ -21,7 +21,9 @@ func serverErr(status int, code string, headers map[string][]string) error {
 	return e
 }
 
-func urlErr(err error) error { return &url.Error{Op: "Post", URL: "http://x/?SecurityToken=secret", Err: err} }
+func urlErr(err error) error {
+	return &url.Error{Op: "Post", URL: "http://x/?SecurityToken=secret", Err: err}
+}
 
 func TestClassify(t *testing.T) {
 	tests := []struct {
