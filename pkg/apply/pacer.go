@@ -1,0 +1,148 @@
+package apply
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// PaceGuard widens the sliding window the pacer keeps sends in. The service
+// counts arrivals, not sends: the time from our clock reading to the
+// service's varies by a little, and a window exactly one second wide would
+// let that push an eleventh arrival into some second. 10ms costs 1% of the
+// rate at 10 QPS.
+const PaceGuard = 10 * time.Millisecond
+
+// Pacer spaces every request of a run, first tries and retries alike.
+//
+// Two mechanisms work together. A token bucket (x/time/rate, burst 1)
+// spreads sends evenly at the current rate, which throttling lowers and
+// time restores. Behind it, a ring of the last floor(qps) actual send times
+// holds back any send that would make more than qps in one window of
+// 1s+PaceGuard, whatever timer lateness or rate changes did to the spacing:
+// the service's limit is on any sliding second, and the ring enforces
+// exactly that.
+type Pacer struct {
+	lim    *rate.Limiter
+	maxQPS float64
+	window time.Duration
+
+	mu           sync.Mutex
+	ring         []time.Time // actual send times; ring[next] is the oldest
+	next         int
+	cur          float64 // current rate
+	minRate      float64 // lowest rate reached
+	lastAdjust   time.Time
+	lastDecrease time.Time
+}
+
+// Throttle adaptation: on a Throttling answer the rate is multiplied by
+// decreaseFactor, at most once per decreaseEvery (answers to requests sent
+// before the cut would otherwise cut again), down to floorFraction of the
+// configured rate. It then grows back by recoverFraction of the configured
+// rate per second. With 5% spurious throttles at 10 QPS this costs about
+// 2% of the rate; when another client really shares the quota the rate
+// settles where throttles are rare.
+const (
+	decreaseFactor  = 0.8
+	decreaseEvery   = time.Second
+	floorFraction   = 0.05
+	recoverFraction = 0.25
+)
+
+// NewPacer returns a pacer for qps requests per second.
+func NewPacer(qps float64) *Pacer {
+	p := &Pacer{
+		lim:     rate.NewLimiter(rate.Limit(qps), 1),
+		maxQPS:  qps,
+		window:  time.Second + PaceGuard,
+		cur:     qps,
+		minRate: qps,
+	}
+	if n := int(math.Floor(qps)); n >= 1 {
+		p.ring = make([]time.Time, n)
+	}
+	return p
+}
+
+// Wait blocks until a request may be sent, or ctx is done. It returns a
+// func the caller must call right before sending, which records the actual
+// send time.
+func (p *Pacer) Wait(ctx context.Context) (sent func(), err error) {
+	p.recover()
+	if err := p.lim.Wait(ctx); err != nil {
+		return nil, err
+	}
+	if p.ring == nil {
+		return func() {}, nil
+	}
+	p.mu.Lock()
+	slot := p.next
+	p.next = (p.next + 1) % len(p.ring)
+	at := time.Now()
+	if oldest := p.ring[slot]; !oldest.IsZero() {
+		if t := oldest.Add(p.window); t.After(at) {
+			at = t
+		}
+	}
+	p.ring[slot] = at // claimed; moved to the actual time on send
+	p.mu.Unlock()
+
+	if d := time.Until(at); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
+	return func() {
+		now := time.Now()
+		p.mu.Lock()
+		// A late wake-up moves the stamp later, never earlier: the window
+		// is measured from when the request really left.
+		if now.After(p.ring[slot]) {
+			p.ring[slot] = now
+		}
+		p.mu.Unlock()
+	}, nil
+}
+
+// Throttled tells the pacer the service throttled a request.
+func (p *Pacer) Throttled() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if now.Sub(p.lastDecrease) < decreaseEvery {
+		return
+	}
+	p.lastDecrease = now
+	p.lastAdjust = now
+	p.cur = max(p.cur*decreaseFactor, p.maxQPS*floorFraction)
+	p.minRate = min(p.minRate, p.cur)
+	p.lim.SetLimitAt(now, rate.Limit(p.cur))
+}
+
+// recover grows the rate back towards the configured one.
+func (p *Pacer) recover() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur >= p.maxQPS {
+		return
+	}
+	now := time.Now()
+	p.cur = min(p.maxQPS, p.cur+p.maxQPS*recoverFraction*now.Sub(p.lastAdjust).Seconds())
+	p.lastAdjust = now
+	p.lim.SetLimitAt(now, rate.Limit(p.cur))
+}
+
+// Rates returns the current and the lowest rate reached.
+func (p *Pacer) Rates() (current, lowest float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur, p.minRate
+}

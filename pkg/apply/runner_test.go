@@ -1,0 +1,257 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/certalloc/certalloc/pkg/cas"
+	"github.com/certalloc/certalloc/pkg/plan"
+)
+
+// fake answers from a script keyed by Id: the n-th call for an Id gets
+// script[id][n], and success once the script runs out.
+type fake struct {
+	mu      sync.Mutex
+	script  map[int64][]*cas.Error
+	calls   map[int64]int
+	sends   []time.Time
+	delay   time.Duration
+	busy    atomic.Bool // catches a client used by two goroutines at once
+	shared  *sharedState
+	onCall  func(id int64)
+	inUse   atomic.Int32
+	maxUsed *atomic.Int32
+}
+
+type sharedState struct {
+	mu       sync.Mutex
+	calls    map[int64]int
+	sends    []time.Time
+	inFlight int
+	maxIn    int
+	fatalAt  time.Time
+}
+
+func (f *fake) Assign(id int64, n int32) (cas.Result, *cas.Error) {
+	if !f.busy.CompareAndSwap(false, true) {
+		panic("client used concurrently")
+	}
+	defer f.busy.Store(false)
+	s := f.shared
+	s.mu.Lock()
+	k := s.calls[id]
+	s.calls[id]++
+	s.sends = append(s.sends, time.Now())
+	s.inFlight++
+	s.maxIn = max(s.maxIn, s.inFlight)
+	s.mu.Unlock()
+	if f.onCall != nil {
+		f.onCall(id)
+	}
+	time.Sleep(f.delay)
+	s.mu.Lock()
+	s.inFlight--
+	s.mu.Unlock()
+	if k < len(f.script[id]) && f.script[id][k] != nil {
+		if f.script[id][k].Class == cas.Fatal {
+			s.mu.Lock()
+			s.fatalAt = time.Now()
+			s.mu.Unlock()
+		}
+		return cas.Result{}, f.script[id][k]
+	}
+	return cas.Result{RequestID: "R", CertCount: int64(n)}, nil
+}
+
+func fakes(n int, script map[int64][]*cas.Error, delay time.Duration) ([]Assigner, *sharedState) {
+	s := &sharedState{calls: map[int64]int{}}
+	out := make([]Assigner, n)
+	for i := range out {
+		out[i] = &fake{script: script, delay: delay, shared: s}
+	}
+	return out, s
+}
+
+func rowsN(n int) []plan.Row {
+	rows := make([]plan.Row, n)
+	for i := range rows {
+		rows[i] = plan.Row{Line: i + 2, ID: int64(i + 1), CertTotalCount: int32(i)}
+	}
+	return rows
+}
+
+func collect(ctx context.Context, rows []plan.Row, cs []Assigner, cfg Config) (Stats, map[int64]Outcome) {
+	got := map[int64]Outcome{}
+	var mu sync.Mutex
+	st := Run(ctx, rows, cs, cfg, func(o Outcome) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, dup := got[o.Row.ID]; dup {
+			panic("row reported twice")
+		}
+		got[o.Row.ID] = o
+		return nil
+	})
+	return st, got
+}
+
+var (
+	throttle = &cas.Error{Class: cas.Retryable, Code: "Throttling.User", HTTPStatus: 400}
+	timeout  = &cas.Error{Class: cas.Retryable, Code: cas.CodeClientTimeout, MaybeApplied: true}
+	invalid  = &cas.Error{Class: cas.RowFinal, Code: "InvalidParameter", HTTPStatus: 400}
+	badKey   = &cas.Error{Class: cas.Fatal, Code: "InvalidAccessKeyId.NotFound", HTTPStatus: 404}
+)
+
+func fast(cfg Config) Config {
+	cfg.QPS = 2000
+	cfg.BackoffBase = time.Millisecond
+	cfg.BackoffMax = 2 * time.Millisecond
+	return cfg
+}
+
+func TestRunOutcomes(t *testing.T) {
+	script := map[int64][]*cas.Error{
+		2: {throttle, throttle},
+		3: {timeout},
+		4: {invalid},
+		5: {timeout, timeout, timeout},
+	}
+	cs, s := fakes(4, script, 0)
+	st, got := collect(context.Background(), rowsN(6), cs, fast(Config{MaxAttempts: 3}))
+	tests := []struct {
+		id       int64
+		status   string
+		attempts int
+		code     string
+		lost     string
+	}{
+		{1, Succeeded, 1, "", ""},
+		{2, Succeeded, 3, "", ""},
+		{3, Succeeded, 2, "", cas.CodeClientTimeout},
+		{4, Failed, 1, "InvalidParameter", ""},
+		{5, Failed, 3, cas.CodeClientTimeout, cas.CodeClientTimeout},
+		{6, Succeeded, 1, "", ""},
+	}
+	for _, tt := range tests {
+		o := got[tt.id]
+		code := ""
+		if o.Err != nil {
+			code = o.Err.Code
+		}
+		if o.Status != tt.status || o.Attempts != tt.attempts || code != tt.code || o.Lost != tt.lost {
+			t.Errorf("row %d = %s, %d attempts, code %q, lost %q; want %s, %d, %q, %q", tt.id, o.Status, o.Attempts, code, o.Lost, tt.status, tt.attempts, tt.code, tt.lost)
+		}
+	}
+	if st.Succeeded != 4 || st.Failed != 2 || st.Requests != 11 || st.Retries != 5 || st.Throttled != 2 || st.Stop != nil {
+		t.Errorf("stats = %+v", st)
+	}
+	if len(s.sends) != 11 {
+		t.Errorf("%d sends; want 11", len(s.sends))
+	}
+}
+
+func TestRunBoundsConcurrency(t *testing.T) {
+	cs, s := fakes(3, nil, 5*time.Millisecond)
+	collect(context.Background(), rowsN(40), cs, fast(Config{}))
+	if s.maxIn > 3 {
+		t.Errorf("%d requests in flight at once; want at most 3", s.maxIn)
+	}
+}
+
+func TestRunFatalStopsSending(t *testing.T) {
+	script := map[int64][]*cas.Error{5: {badKey}}
+	cs, s := fakes(2, script, time.Millisecond)
+	st, got := collect(context.Background(), rowsN(50), cs, fast(Config{}))
+	if !errors.Is(st.Stop, ErrFatal) || st.Fatal == nil || st.Fatal.Code != "InvalidAccessKeyId.NotFound" {
+		t.Fatalf("Stop = %v, Fatal = %v; want the fatal error", st.Stop, st.Fatal)
+	}
+	// Once the fatal answer is in, no request may leave, but for one the
+	// other worker had already passed the gate with.
+	after := 0
+	for _, at := range s.sends {
+		if at.After(s.fatalAt) {
+			after++
+		}
+	}
+	if after > 1 {
+		t.Errorf("%d requests sent after the fatal answer; want at most 1", after)
+	}
+	if len(got) != 50 || st.Succeeded+st.Failed+st.NotAttempted != 50 || st.NotAttempted < 43 {
+		t.Errorf("reported %d rows, stats %+v; want all 50, at least 43 not attempted", len(got), st)
+	}
+}
+
+func TestRunMaxFailures(t *testing.T) {
+	script := map[int64][]*cas.Error{}
+	for id := int64(1); id <= 10; id++ {
+		script[id] = []*cas.Error{invalid}
+	}
+	cs, _ := fakes(1, script, 0)
+	st, _ := collect(context.Background(), rowsN(30), cs, fast(Config{LimitFailures: true, MaxFailures: 3}))
+	if !errors.Is(st.Stop, ErrMaxFailures) || st.Failed < 4 || st.Failed > 5 || st.NotAttempted < 25 {
+		t.Errorf("stats = %+v; want a stop after the 4th failure", st)
+	}
+}
+
+func TestRunDeadlineAndCancel(t *testing.T) {
+	cs, _ := fakes(2, nil, 0)
+	cfg := Config{QPS: 100, Deadline: time.Now().Add(150 * time.Millisecond)}
+	st, _ := collect(context.Background(), rowsN(100), cs, cfg)
+	if !errors.Is(st.Stop, ErrDeadline) || st.NotAttempted == 0 || st.Succeeded == 0 || st.Succeeded+st.NotAttempted != 100 {
+		t.Errorf("deadline stats = %+v", st)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cs, _ = fakes(2, nil, 0)
+	time.AfterFunc(150*time.Millisecond, cancel)
+	st, _ = collect(ctx, rowsN(100), cs, Config{QPS: 100})
+	if !errors.Is(st.Stop, context.Canceled) || st.NotAttempted == 0 || st.Succeeded+st.NotAttempted != 100 {
+		t.Errorf("cancel stats = %+v", st)
+	}
+}
+
+// The pacer's guarantee: never more than floor(qps) sends in any second.
+func TestRunNeverExceedsRateInAnySecond(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 3s")
+	}
+	cs, s := fakes(20, nil, 2*time.Millisecond)
+	const qps = 40
+	collect(context.Background(), rowsN(3*qps+1), cs, Config{QPS: qps})
+	sends := append([]time.Time(nil), s.sends...)
+	sort.Slice(sends, func(i, j int) bool { return sends[i].Before(sends[j]) })
+	for i := qps; i < len(sends); i++ {
+		if d := sends[i].Sub(sends[i-qps]); d < time.Second {
+			t.Fatalf("sends %d and %d are %v apart: %d sends in under a second", i-qps, i, d, qps+1)
+		}
+	}
+}
+
+func TestPacerAdaptsToThrottling(t *testing.T) {
+	p := NewPacer(10)
+	p.Throttled()
+	p.Throttled() // within decreaseEvery: ignored
+	if cur, low := p.Rates(); cur != 8 || low != 8 {
+		t.Fatalf("after a throttle: rate %v, lowest %v; want 8, 8", cur, low)
+	}
+	p.mu.Lock()
+	p.lastAdjust = time.Now().Add(-400 * time.Millisecond)
+	p.mu.Unlock()
+	p.recover()
+	if cur, low := p.Rates(); cur < 9 || cur > 10 || low != 8 {
+		t.Errorf("after 0.4s: rate %v, lowest %v; want 9 to 10, lowest 8", cur, low)
+	}
+}
+
+func TestDefaultWorkersSustainRateAtSlowAnswers(t *testing.T) {
+	for _, qps := range []float64{1, 10, 25} {
+		if w := DefaultWorkers(qps); float64(w) < qps*3 {
+			t.Errorf("DefaultWorkers(%v) = %d; want at least %v for 3s answers", qps, w, qps*3)
+		}
+	}
+}
