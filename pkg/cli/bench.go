@@ -1,0 +1,10 @@
+package cli
+
+import (
+	"context"
+	"io"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return usagef("bench: not yet")
+}
