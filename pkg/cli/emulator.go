@@ -39,11 +39,11 @@ Examples:
 
 type emulatorOptions struct {
 	listen, addrFile, keyID, secret, token, latency, failIDs string
-	rateLimit                                                 int
-	e503, e500, throttle, drop, hang                          float64
-	hangFor                                                   time.Duration
-	seed                                                      uint64
-	quiet                                                     bool
+	rateLimit                                                int
+	e503, e500, throttle, drop, hang                         float64
+	hangFor                                                  time.Duration
+	seed                                                     uint64
+	quiet                                                    bool
 }
 
 func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/certalloc/certalloc/pkg/casemu"
+	"github.com/certalloc/certalloc/pkg/cli"
+)
+
+// TestMain makes this test binary double as the certalloc command, so that
+// scripts and process tests run the real main in a real process.
+func TestMain(m *testing.M) {
+	// The SDK's default credentials chain ends at the ECS metadata service;
+	// tests must never reach for it.
+	os.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	testscript.Main(m, map[string]func(){"certalloc": func() { os.Exit(run()) }})
+}
+
+// Test credentials, distinctive so a leak is easy to find.
+const (
+	testKeyID  = "LTAI5tTestKeyId00000000"
+	testSecret = "s3cret-Zq9x!TEST+secret/value"
+	testToken  = "STS.tokEN+with/odd=chars-and-length-0123456789"
+)
+
+type emulatorKey struct{}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "../../testdata/script",
+		Setup: func(env *testscript.Env) error {
+			emu := casemu.New(casemu.Config{Keys: map[string]casemu.Key{
+				cli.EmulatorKeyID: {Secret: cli.EmulatorSecret},
+				testKeyID:         {Secret: testSecret, SecurityToken: testToken},
+			}})
+			srv := httptest.NewServer(emu)
+			env.Defer(srv.Close)
+			env.Values[emulatorKey{}] = emu
+			env.Setenv("EMU", srv.URL)
+			env.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", cli.EmulatorKeyID)
+			env.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", cli.EmulatorSecret)
+			env.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+			env.Setenv("HOME", env.WorkDir+"/home")
+			return os.MkdirAll(env.WorkDir+"/home", 0o755)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"emu": emuCmd,
+		},
+	})
+}
+
+// emuCmd drives and checks the script's emulator:
+//
+//	emu faults key=value...        set faults (latency=20ms-80ms 503=0.1 500= drop= hang= throttle= fail=1,2 hangfor=2s)
+//	emu state ID TOTAL APPLIED     check one Id's state
+//	emu stat NAME OP N             check a counter: requests, applied, maxwindow, or a code; OP is == <= >=
+func emuCmd(ts *testscript.TestScript, neg bool, args []string) {
+	emu := ts.Value(emulatorKey{}).(*casemu.Server)
+	if len(args) == 0 {
+		ts.Fatalf("usage: emu faults|state|stat ...")
+	}
+	switch args[0] {
+	case "faults":
+		var f casemu.Faults
+		for _, kv := range args[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			num := func() float64 {
+				x, err := strconv.ParseFloat(v, 64)
+				ts.Check(err)
+				return x
+			}
+			switch k {
+			case "latency":
+				lo, hi, _ := strings.Cut(v, "-")
+				var err error
+				f.LatencyMin, err = time.ParseDuration(lo)
+				ts.Check(err)
+				f.LatencyMax = f.LatencyMin
+				if hi != "" {
+					f.LatencyMax, err = time.ParseDuration(hi)
+					ts.Check(err)
+				}
+			case "503":
+				f.Error503Rate = num()
+			case "500":
+				f.Error500Rate = num()
+			case "drop":
+				f.DropRate = num()
+			case "hang":
+				f.HangRate = num()
+			case "hangfor":
+				d, err := time.ParseDuration(v)
+				ts.Check(err)
+				f.HangFor = d
+			case "throttle":
+				f.ThrottleRate = num()
+			case "fail":
+				f.FailIDs = map[int64]bool{}
+				for _, s := range strings.Split(v, ",") {
+					id, err := strconv.ParseInt(s, 10, 64)
+					ts.Check(err)
+					f.FailIDs[id] = true
+				}
+			default:
+				ts.Fatalf("unknown fault %q", k)
+			}
+		}
+		emu.SetFaults(f)
+	case "state":
+		if len(args) != 4 {
+			ts.Fatalf("usage: emu state ID TOTAL APPLIED")
+		}
+		id, _ := strconv.ParseInt(args[1], 10, 64)
+		a, ok := emu.State(id)
+		got := fmt.Sprintf("%d %d", a.CertTotalCount, a.Applied)
+		if !ok {
+			got = "- 0"
+		}
+		want := args[2] + " " + args[3]
+		if (got == want) == neg {
+			ts.Fatalf("emu state %d = %s; want %s%s", id, got, map[bool]string{true: "not ", false: ""}[neg], want)
+		}
+	case "stat":
+		if len(args) != 4 {
+			ts.Fatalf("usage: emu stat NAME OP N")
+		}
+		st := emu.Stats()
+		var got int
+		switch args[1] {
+		case "requests":
+			got = st.Requests
+		case "applied":
+			got = st.Applied
+		case "maxwindow":
+			got = st.MaxInWindow
+		default:
+			got = st.ByCode[args[1]]
+		}
+		want, err := strconv.Atoi(args[3])
+		ts.Check(err)
+		ok := map[string]bool{"==": got == want, "<=": got <= want, ">=": got >= want}[args[2]]
+		if ok == neg {
+			ts.Fatalf("emu stat %s = %d; want %s %d", args[1], got, args[2], want)
+		}
+	default:
+		ts.Fatalf("unknown emu command %q", args[0])
+	}
+}
