@@ -386,9 +386,12 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 	// The report is opened last of the inputs: it takes the lock, and
 	// (without --resume) empties the last run's report.
 	done := map[int64]int32{}
-	planIDs := make(map[int64]bool, len(rows))
-	for _, r := range rows {
-		planIDs[r.ID] = true
+	var planIDs map[int64]bool
+	if o.resume {
+		planIDs = make(map[int64]bool, len(rows))
+		for _, r := range rows {
+			planIDs[r.ID] = true
+		}
 	}
 	var foreign []int64
 	w, err := report.Open(o.reportPath, report.Options{Resume: o.resume, Private: o.private, Existing: func(r report.Row) error {
