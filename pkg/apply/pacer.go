@@ -36,21 +36,19 @@ type Pacer struct {
 	cur          float64 // current rate
 	minRate      float64 // lowest rate reached
 	lastAdjust   time.Time
-	lastDecrease time.Time
 }
 
-// Throttle adaptation: on a Throttling answer the rate is multiplied by
-// decreaseFactor, at most once per decreaseEvery (answers to requests sent
-// before the cut would otherwise cut again), down to floorFraction of the
-// configured rate. It then grows back by recoverFraction of the configured
-// rate per second. With 5% spurious throttles at 10 QPS this costs about
-// 2% of the rate; when another client really shares the quota the rate
-// settles where throttles are rare.
+// Throttle adaptation, AIMD: every Throttling answer multiplies the rate
+// by decreaseFactor, down to floorFraction of the configured rate, and the
+// rate grows back by recoverFraction of the configured rate per second.
+// The cut is small and per answer, so it is proportional to the evidence:
+// a rare spurious throttle (5% of answers at 10 QPS) costs about 1% of the
+// rate, while another client really sharing the quota throttles many
+// answers a second and the rate settles where our share lets most through.
 const (
-	decreaseFactor  = 0.8
-	decreaseEvery   = time.Second
+	decreaseFactor  = 0.95
 	floorFraction   = 0.05
-	recoverFraction = 0.25
+	recoverFraction = 0.1
 )
 
 // NewPacer returns a pacer for qps requests per second.
@@ -114,13 +112,10 @@ func (p *Pacer) Wait(ctx context.Context) (sent func(), err error) {
 
 // Throttled tells the pacer the service throttled a request.
 func (p *Pacer) Throttled() {
+	p.recover() // bank the growth so far before cutting
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	if now.Sub(p.lastDecrease) < decreaseEvery {
-		return
-	}
-	p.lastDecrease = now
 	p.lastAdjust = now
 	p.cur = max(p.cur*decreaseFactor, p.maxQPS*floorFraction)
 	p.minRate = min(p.minRate, p.cur)

@@ -235,16 +235,22 @@ func TestRunNeverExceedsRateInAnySecond(t *testing.T) {
 func TestPacerAdaptsToThrottling(t *testing.T) {
 	p := NewPacer(10)
 	p.Throttled()
-	p.Throttled() // within decreaseEvery: ignored
-	if cur, low := p.Rates(); cur != 8 || low != 8 {
-		t.Fatalf("after a throttle: rate %v, lowest %v; want 8, 8", cur, low)
+	p.Throttled()
+	if cur, low := p.Rates(); cur < 9.02 || cur > 9.03 || low != cur {
+		t.Fatalf("after two throttles: rate %v, lowest %v; want 10 × 0.95² = 9.025", cur, low)
 	}
 	p.mu.Lock()
-	p.lastAdjust = time.Now().Add(-400 * time.Millisecond)
+	p.lastAdjust = time.Now().Add(-500 * time.Millisecond)
 	p.mu.Unlock()
 	p.recover()
-	if cur, low := p.Rates(); cur < 9 || cur > 10 || low != 8 {
-		t.Errorf("after 0.4s: rate %v, lowest %v; want 9 to 10, lowest 8", cur, low)
+	if cur, low := p.Rates(); cur < 9.5 || cur > 9.6 || low > 9.03 {
+		t.Errorf("after 0.5s: rate %v, lowest %v; want about 9.525, lowest 9.025", cur, low)
+	}
+	for i := 0; i < 200; i++ {
+		p.Throttled()
+	}
+	if cur, _ := p.Rates(); cur != 0.5 {
+		t.Errorf("after many throttles: rate %v; want the floor 0.5", cur)
 	}
 }
 
