@@ -30,12 +30,12 @@ type Pacer struct {
 	maxQPS float64
 	window time.Duration
 
-	mu           sync.Mutex
-	ring         []time.Time // actual send times; ring[next] is the oldest
-	next         int
-	cur          float64 // current rate
-	minRate      float64 // lowest rate reached
-	lastAdjust   time.Time
+	mu         sync.Mutex
+	ring       []time.Time // actual send times; ring[next] is the oldest
+	next       int
+	cur        float64 // current rate
+	minRate    float64 // lowest rate reached
+	lastAdjust time.Time
 }
 
 // Throttle adaptation, AIMD: every Throttling answer multiplies the rate

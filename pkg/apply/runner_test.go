@@ -16,16 +16,10 @@ import (
 // fake answers from a script keyed by Id: the n-th call for an Id gets
 // script[id][n], and success once the script runs out.
 type fake struct {
-	mu      sync.Mutex
-	script  map[int64][]*cas.Error
-	calls   map[int64]int
-	sends   []time.Time
-	delay   time.Duration
-	busy    atomic.Bool // catches a client used by two goroutines at once
-	shared  *sharedState
-	onCall  func(id int64)
-	inUse   atomic.Int32
-	maxUsed *atomic.Int32
+	script map[int64][]*cas.Error
+	delay  time.Duration
+	busy   atomic.Bool // catches a client used by two goroutines at once
+	shared *sharedState
 }
 
 type sharedState struct {
@@ -50,9 +44,6 @@ func (f *fake) Assign(id int64, n int32) (cas.Result, *cas.Error) {
 	s.inFlight++
 	s.maxIn = max(s.maxIn, s.inFlight)
 	s.mu.Unlock()
-	if f.onCall != nil {
-		f.onCall(id)
-	}
 	time.Sleep(f.delay)
 	s.mu.Lock()
 	s.inFlight--

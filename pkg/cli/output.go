@@ -49,7 +49,6 @@ type progress struct {
 	done      int
 	ok, fail  int
 	start     time.Time
-	lastLog   time.Time
 	stopTimer chan struct{}
 	wg        sync.WaitGroup
 }

@@ -1,0 +1,30 @@
+package report
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzReadFrom: a report read back by --resume or --baseline may be any
+// file at all; reading it must not panic or hang.
+func FuzzReadFrom(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "reports", "*.csv"))
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("Line,Id,CertTotalCount,Status\n2,1,1,succeeded\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := 0
+		ReadFrom(bytes.NewReader(data), "f.csv", func(r Row) error {
+			n++
+			return nil
+		})
+		if n > bytes.Count(data, []byte("\n"))+1 {
+			t.Fatalf("%d rows from %d lines", n, bytes.Count(data, []byte("\n"))+1)
+		}
+	})
+}
