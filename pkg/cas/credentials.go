@@ -68,8 +68,12 @@ func (c *Credentials) remember(s string) {
 // cuts a service message at an echoed string to sign, which carries the
 // security token.
 func (c *Credentials) Redact(s string) string {
-	if i := strings.Index(strings.ToLower(s), "string to sign"); i >= 0 {
-		s = strings.TrimRight(s[:i], " :") + " (string to sign withheld)"
+	lower := strings.ToLower(s)
+	if i := strings.Index(lower, "string to sign"); i >= 0 {
+		if j := strings.LastIndex(lower[:i], "server"); j >= 0 && strings.TrimSpace(lower[j+len("server"):i]) == "" {
+			i = j
+		}
+		s = strings.TrimRight(s[:i], " .:") + " (string to sign withheld)"
 	}
 	if c == nil {
 		return s

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -459,10 +460,10 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 	log.Info("applying", "plan", o.planPath, "rows", len(todo), "endpoint", ep.String(), "region", region,
 		"credentials", creds.Source, "access_key_id", creds.AccessKeyID, "qps", o.qps, "workers", len(clients))
 	prog := newProgress(o.progress, stderrTTY(stderr), stderr, log, len(todo))
-	var failures []report.FailureRow
+	var notDone []plan.Row
 	stats := apply.Run(ctx, todo, assigners, cfg, func(out apply.Outcome) error {
 		if out.Status != apply.Succeeded {
-			failures = append(failures, report.FailureRow{ID: out.Row.ID, CertTotalCount: out.Row.CertTotalCount})
+			notDone = append(notDone, out.Row)
 		}
 		if out.Status == apply.Failed {
 			log.Warn("row failed", "line", out.Row.Line, "id", out.Row.ID, "code", out.Err.Code, "message", out.Err.Message, "attempts", out.Attempts)
@@ -475,7 +476,7 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 		stats.Fatal = &cas.Error{Class: cas.Fatal, Code: "ReportWriteFailed", Message: err.Error()}
 		stats.Stop = apply.ErrFatal
 	}
-	ferr := report.WriteFailures(o.failuresPath, failures, o.private)
+	ferr := report.WriteFailures(o.failuresPath, failureRows(notDone), o.private)
 
 	sum := newSummary(o, stats, len(rows), skipped, len(unchanged), ctx)
 	sum.print(stdout)
@@ -493,6 +494,16 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 		}
 	}
 	return sum.exit()
+}
+
+// failureRows lists rows in plan order, which is how operators read them.
+func failureRows(rows []plan.Row) []report.FailureRow {
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Line < rows[j].Line })
+	out := make([]report.FailureRow, len(rows))
+	for i, r := range rows {
+		out[i] = report.FailureRow{ID: r.ID, CertTotalCount: r.CertTotalCount}
+	}
+	return out
 }
 
 // selectRows drops rows already done (resume) or unchanged (baseline).
