@@ -52,7 +52,8 @@ func TestScripts(t *testing.T) {
 			return os.MkdirAll(env.WorkDir+"/home", 0o755)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"emu": emuCmd,
+			"emu":   emuCmd,
+			"lines": linesCmd,
 		},
 	})
 }
@@ -152,5 +153,18 @@ func emuCmd(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	default:
 		ts.Fatalf("unknown emu command %q", args[0])
+	}
+}
+
+// linesCmd checks a file's line count: lines FILE N.
+func linesCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: lines FILE N")
+	}
+	got := strings.Count(ts.ReadFile(args[0]), "\n")
+	want, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	if (got == want) == neg {
+		ts.Fatalf("%s has %d lines; want %d", args[0], got, want)
 	}
 }
