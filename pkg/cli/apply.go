@@ -69,9 +69,10 @@ type applyOptions struct {
 	endpoint    string
 	profile     string
 
-	progress  string
-	logFormat string
-	logLevel  string
+	progress      string
+	progressEvery time.Duration
+	logFormat     string
+	logLevel      string
 }
 
 func (o *applyOptions) register(fs interface {
@@ -100,34 +101,44 @@ func (o *applyOptions) register(fs interface {
 	fs.StringVar(&o.summaryPath, "summary", "", "also write the summary as JSON to this `file`")
 	fs.StringVar(&o.metricsPath, "metrics-file", "", "write Prometheus textfile-collector metrics to this `file.prom`")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, log lines otherwise), always, never")
+	fs.DurationVar(&o.progressEvery, "progress-interval", 30*time.Second, "without a terminal, log a progress line this often")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
 func runApply(ctx context.Context, args []string, dryRun bool, stdout, stderr io.Writer) error {
+	o, log, err := parseApply(args, dryRun, stderr)
+	if err != nil {
+		return err
+	}
+	if o.dryRun {
+		return dryRunPlan(ctx, o, log, stdout)
+	}
+	return applyPlan(ctx, o, log, stdout, stderr)
+}
+
+// parseApply reads and checks an apply or plan command line.
+func parseApply(args []string, dryRun bool, stderr io.Writer) (*applyOptions, *slog.Logger, error) {
 	var o applyOptions
 	fs := newFlagSet("apply", applyUsage, stderr)
 	o.register(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if len(pos) != 1 {
-		return usagef("apply takes one plan file, got %d arguments (see --help)", len(pos))
+		return nil, nil, usagef("apply takes one plan file, got %d arguments (see --help)", len(pos))
 	}
 	o.planPath = pos[0]
 	o.dryRun = o.dryRun || dryRun
 	if err := o.check(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if o.dryRun {
-		return dryRunPlan(ctx, &o, log, stdout)
-	}
-	return applyPlan(ctx, &o, log, stdout, stderr)
+	return &o, log, nil
 }
 
 // check validates flags and fills in defaults. Every problem here is a
@@ -156,6 +167,9 @@ func (o *applyOptions) check() error {
 	}
 	if _, _, err := parseMaxFailures(o.maxFailures, 0); err != nil {
 		return err
+	}
+	if o.progressEvery <= 0 {
+		return usagef("--progress-interval must be positive, got %v", o.progressEvery)
 	}
 	switch o.progress {
 	case "auto", "always", "never":
@@ -459,7 +473,7 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 
 	log.Info("applying", "plan", o.planPath, "rows", len(todo), "endpoint", ep.String(), "region", region,
 		"credentials", creds.Source, "access_key_id", creds.AccessKeyID, "qps", o.qps, "workers", len(clients))
-	prog := newProgress(o.progress, stderrTTY(stderr), stderr, log, len(todo))
+	prog := newProgress(o.progress, stderrTTY(stderr), o.progressEvery, stderr, log, len(todo))
 	var notDone []plan.Row
 	stats := apply.Run(ctx, todo, assigners, cfg, func(out apply.Outcome) error {
 		if out.Status != apply.Succeeded {

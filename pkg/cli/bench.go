@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -37,6 +38,13 @@ Examples:
   certalloc bench --scenario pace,dryrun
 `
 
+func benchFlags(stderr io.Writer) (fs *flag.FlagSet, scenarios, bin *string) {
+	fs = newFlagSet("bench", benchUsage, stderr)
+	scenarios = fs.String("scenario", "pace,slow,throttle,dryrun", "comma-separated scenarios to run")
+	bin = fs.String("bin", "", "certalloc binary to measure (default: this one)")
+	return fs, scenarios, bin
+}
+
 type benchResult struct {
 	name    string
 	figures string
@@ -44,9 +52,7 @@ type benchResult struct {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", benchUsage, stderr)
-	scenarios := fs.String("scenario", "pace,slow,throttle,dryrun", "comma-separated scenarios to run")
-	bin := fs.String("bin", "", "certalloc binary to measure (default: this one)")
+	fs, scenarios, bin := benchFlags(stderr)
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}

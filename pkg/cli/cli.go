@@ -111,6 +111,29 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitCode(err, stderr)
 }
 
+// checkArgs parses a command line as Run would, without running it: for
+// tests that hold documented examples to the real flags.
+func checkArgs(args []string, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("no command")
+	}
+	switch args[0] {
+	case "apply", "plan":
+		_, _, err := parseApply(args[1:], args[0] == "plan", stderr)
+		return err
+	case "emulator":
+		_, _, err := parseEmulator(args[1:], stderr)
+		return err
+	case "bench":
+		fs, _, _ := benchFlags(stderr)
+		_, err := parseFlags(fs, args[1:])
+		return err
+	case "version", "help":
+		return nil
+	}
+	return usagef("unknown command %q", args[0])
+}
+
 // exitCode reports err and picks the exit code for it.
 func exitCode(err error, stderr io.Writer) int {
 	var (

@@ -47,6 +47,14 @@ type emulatorOptions struct {
 }
 
 func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, faults, err := parseEmulator(args, stderr)
+	if err != nil {
+		return err
+	}
+	return o.serve(ctx, faults, stdout, stderr)
+}
+
+func parseEmulator(args []string, stderr io.Writer) (*emulatorOptions, casemu.Faults, error) {
 	var o emulatorOptions
 	fs := newFlagSet("emulator", emulatorUsage, stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "`address` to listen on (port 0 picks a free one)")
@@ -67,15 +75,19 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&o.quiet, "quiet", false, "do not log each request")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		return err
+		return nil, casemu.Faults{}, err
 	}
 	if len(pos) != 0 {
-		return usagef("emulator takes no arguments")
+		return nil, casemu.Faults{}, usagef("emulator takes no arguments")
 	}
 	faults, err := o.faults()
 	if err != nil {
-		return err
+		return nil, casemu.Faults{}, err
 	}
+	return &o, faults, nil
+}
+
+func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdout, stderr io.Writer) error {
 	rl := o.rateLimit
 	if rl == 0 {
 		rl = -1

@@ -36,11 +36,8 @@ func stderrTTY(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// progressInterval is how often a run without a terminal logs progress.
-var progressInterval = 30 * time.Second
-
 // progress shows how a run is going: a live bar on a terminal, a log line
-// every progressInterval otherwise (cron mails and CI logs stay short).
+// every interval otherwise (cron mails and CI logs stay short).
 type progress struct {
 	mu        sync.Mutex
 	bar       *progressbar.ProgressBar
@@ -53,7 +50,7 @@ type progress struct {
 	wg        sync.WaitGroup
 }
 
-func newProgress(mode string, tty bool, w io.Writer, log *slog.Logger, total int) *progress {
+func newProgress(mode string, tty bool, interval time.Duration, w io.Writer, log *slog.Logger, total int) *progress {
 	p := &progress{log: log, total: total, start: time.Now()}
 	if mode == "always" || mode == "auto" && tty {
 		p.bar = progressbar.NewOptions(total,
@@ -78,7 +75,7 @@ func newProgress(mode string, tty bool, w io.Writer, log *slog.Logger, total int
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		t := time.NewTicker(progressInterval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {

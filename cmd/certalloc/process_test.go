@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/certalloc/certalloc/pkg/casemu"
+	"github.com/certalloc/certalloc/pkg/cli"
+	"github.com/certalloc/certalloc/pkg/report"
+)
+
+// These tests run certalloc as a real process (this test binary, through
+// testscript.Main) against an in-process emulator on loopback, for what
+// needs a process: signals, SIGKILL, and two runs at once.
+
+func startEmulator(t *testing.T, cfg casemu.Config) (*casemu.Server, string) {
+	t.Helper()
+	if cfg.Keys == nil {
+		cfg.Keys = map[string]casemu.Key{
+			cli.EmulatorKeyID: {Secret: cli.EmulatorSecret},
+			testKeyID:         {Secret: testSecret, SecurityToken: testToken},
+		}
+	}
+	emu := casemu.New(cfg)
+	srv := httptest.NewServer(emu)
+	t.Cleanup(srv.Close)
+	return emu, srv.URL
+}
+
+// writePlan writes n rows (Ids 1000+i) and returns its path and the rows.
+func writePlan(t *testing.T, dir string, n int) (string, map[int64]int32) {
+	t.Helper()
+	rows := map[int64]int32{}
+	var b strings.Builder
+	b.WriteString("Id,CertTotalCount\n")
+	for i := 1; i <= n; i++ {
+		id, count := int64(1000+i), int32(i%13)
+		rows[id] = count
+		fmt.Fprintf(&b, "%d,%d\n", id, count)
+	}
+	path := filepath.Join(dir, "plan.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, rows
+}
+
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+}
+
+// certalloc starts the command with the emulator's credentials.
+func certalloc(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command("certalloc", args...)}
+	p.cmd.Env = append(os.Environ(),
+		"ALIBABA_CLOUD_ACCESS_KEY_ID="+cli.EmulatorKeyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET="+cli.EmulatorSecret,
+		"ALIBABA_CLOUD_SECURITY_TOKEN=",
+		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
+		"HOME="+t.TempDir())
+	p.cmd.Env = append(p.cmd.Env, env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// wait returns the exit code.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	err := p.cmd.Wait()
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return -int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	t.Fatal(err)
+	return 0
+}
+
+func readReport(t *testing.T, path string) []report.Row {
+	t.Helper()
+	var rows []report.Row
+	if err := report.ReadFile(path, func(r report.Row) error { rows = append(rows, r); return nil }); err != nil {
+		t.Fatalf("report does not parse: %v", err)
+	}
+	return rows
+}
+
+// waitForFile waits until path has at least n lines.
+func waitForLines(t *testing.T, path string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && bytes.Count(b, []byte("\n")) >= n {
+			return
+		}
+	}
+	t.Fatalf("%s never reached %d lines", path, n)
+}
+
+// Kill at random moments, then resume: every Id ends applied, none more
+// than twice, and no more twice than there are workers.
+func TestKillAndResume(t *testing.T) {
+	const trials, rowsN, workers = 10, 60, 6
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for trial := 0; trial < trials; trial++ {
+		t.Run(fmt.Sprint(trial), func(t *testing.T) {
+			emu, url := startEmulator(t, casemu.Config{RateLimit: 60,
+				Faults: casemu.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 80 * time.Millisecond}})
+			dir := t.TempDir()
+			plan, want := writePlan(t, dir, rowsN)
+			args := []string{"apply", "--endpoint", url, "--qps", "50", "--workers", fmt.Sprint(workers), "--resume", plan}
+
+			p := certalloc(t, nil, args...)
+			time.Sleep(time.Duration(100+rng.IntN(1000)) * time.Millisecond)
+			p.cmd.Process.Kill()
+			p.wait(t)
+			readReport(t, filepath.Join(dir, "plan.report.csv"))
+
+			p = certalloc(t, nil, args...)
+			if code := p.wait(t); code != 0 {
+				t.Fatalf("resume exit %d\n%s\n%s", code, p.stdout.String(), p.stderr.String())
+			}
+			twice := 0
+			for id, n := range want {
+				a, ok := emu.State(id)
+				switch {
+				case !ok || a.CertTotalCount != n:
+					t.Errorf("Id %d: state %+v; want total %d", id, a, n)
+				case a.Applied > 2:
+					t.Errorf("Id %d applied %d times", id, a.Applied)
+				case a.Applied == 2:
+					twice++
+				}
+			}
+			if twice > workers {
+				t.Errorf("%d Ids applied twice; at most %d (the workers) may be", twice, workers)
+			}
+			done := map[int64]bool{}
+			for _, r := range readReport(t, filepath.Join(dir, "plan.report.csv")) {
+				if r.Status == report.Succeeded {
+					done[r.ID] = true
+				}
+			}
+			if len(done) != rowsN {
+				t.Errorf("report shows %d Ids succeeded; want %d", len(done), rowsN)
+			}
+		})
+	}
+}
+
+// SIGTERM drains: no new request, in-flight ones finish and are reported,
+// the failures file lists the rest, exit 143.
+func TestSIGTERMDrains(t *testing.T) {
+	emu, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{LatencyMin: 400 * time.Millisecond, LatencyMax: 400 * time.Millisecond}})
+	dir := t.TempDir()
+	plan, want := writePlan(t, dir, 60)
+	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", plan)
+	waitForLines(t, filepath.Join(dir, "plan.report.csv"), 4)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	start := time.Now()
+	if code := p.wait(t); code != cli.ExitTerminated {
+		t.Fatalf("exit %d; want %d\n%s", code, cli.ExitTerminated, p.stderr.String())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("drain took %v", d)
+	}
+	if !strings.Contains(p.stdout.String(), "stopped:     interrupted: interrupted by terminated") {
+		t.Errorf("summary does not say why it stopped:\n%s", p.stdout.String())
+	}
+	rows := readReport(t, filepath.Join(dir, "plan.report.csv"))
+	if len(rows) != len(want) {
+		t.Errorf("report has %d rows; want all %d", len(rows), len(want))
+	}
+	reported := map[int64]bool{}
+	notDone := 0
+	for _, r := range rows {
+		if r.Status == report.Succeeded {
+			reported[r.ID] = true
+		} else {
+			notDone++
+		}
+	}
+	applied := emu.States()
+	for id := range applied {
+		if !reported[id] {
+			t.Errorf("Id %d was applied but the report does not say it succeeded", id)
+		}
+	}
+	if len(applied) != len(reported) || len(applied) == 0 || notDone == 0 {
+		t.Errorf("applied %d, reported succeeded %d, not done %d", len(applied), len(reported), notDone)
+	}
+	failures, _ := os.ReadFile(filepath.Join(dir, "plan.failures.csv"))
+	if got := bytes.Count(failures, []byte("\n")) - 1; got != notDone {
+		t.Errorf("failures file has %d rows; want %d", got, notDone)
+	}
+}
+
+// A second signal exits at once, and the report is still whole.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	_, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{LatencyMin: 3 * time.Second, LatencyMax: 3 * time.Second}})
+	dir := t.TempDir()
+	plan, _ := writePlan(t, dir, 30)
+	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", plan)
+	waitForLines(t, filepath.Join(dir, "plan.report.csv"), 1)
+	time.Sleep(500 * time.Millisecond) // requests in flight, answers 3s away
+	p.cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(100 * time.Millisecond)
+	p.cmd.Process.Signal(syscall.SIGINT)
+	start := time.Now()
+	if code := p.wait(t); code != cli.ExitInterrupted {
+		t.Fatalf("exit %d; want %d", code, cli.ExitInterrupted)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("second signal took %v to exit", d)
+	}
+	readReport(t, filepath.Join(dir, "plan.report.csv"))
+}
+
+// Two runs on one report: the second exits 4 at once and sends nothing.
+func TestLockedReport(t *testing.T) {
+	emu1, url1 := startEmulator(t, casemu.Config{Faults: casemu.Faults{LatencyMin: 200 * time.Millisecond, LatencyMax: 200 * time.Millisecond}})
+	emu2, url2 := startEmulator(t, casemu.Config{})
+	dir := t.TempDir()
+	plan, want := writePlan(t, dir, 20)
+	first := certalloc(t, nil, "apply", "--endpoint", url1, "--qps", "10", plan)
+	waitForLines(t, filepath.Join(dir, "plan.report.csv"), 2)
+
+	second := certalloc(t, nil, "apply", "--endpoint", url2, plan)
+	if code := second.wait(t); code != cli.ExitLocked {
+		t.Fatalf("second run exit %d; want %d\n%s", code, cli.ExitLocked, second.stderr.String())
+	}
+	if !strings.Contains(second.stderr.String(), "another certalloc run holds this report") {
+		t.Errorf("second run said: %s", second.stderr.String())
+	}
+	if n := emu2.Stats().Requests; n != 0 {
+		t.Errorf("second run sent %d requests", n)
+	}
+	if code := first.wait(t); code != 0 {
+		t.Fatalf("first run exit %d\n%s", code, first.stderr.String())
+	}
+	if rows := readReport(t, filepath.Join(dir, "plan.report.csv")); len(rows) != len(want) || emu1.Stats().Applied != len(want) {
+		t.Errorf("first run: %d report rows, %d applied; want %d", len(rows), emu1.Stats().Applied, len(want))
+	}
+}
+
+// Mixed faults: every row succeeds, no nonce is reused, and the report
+// agrees with the emulator row by row, down to the number of requests.
+func TestMixedFaults(t *testing.T) {
+	emu, url := startEmulator(t, casemu.Config{RateLimit: 100, Faults: casemu.Faults{
+		LatencyMin: 5 * time.Millisecond, LatencyMax: 40 * time.Millisecond,
+		Error503Rate: 0.08, Error500Rate: 0.04, DropRate: 0.04, ThrottleRate: 0.04,
+		HangRate: 0.02, HangFor: 3 * time.Second,
+	}})
+	dir := t.TempDir()
+	plan, want := writePlan(t, dir, 200)
+	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "80", "--timeout", "1s", "--max-attempts", "10", plan)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+	st := emu.Stats()
+	if st.ByCode["SignatureNonceUsed"] != 0 {
+		t.Errorf("%d SignatureNonceUsed", st.ByCode["SignatureNonceUsed"])
+	}
+	attempts, lost := 0, 0
+	for _, r := range readReport(t, filepath.Join(dir, "plan.report.csv")) {
+		a, _ := emu.State(r.ID)
+		if r.Status != report.Succeeded || a.CertTotalCount != want[r.ID] || r.CertTotalCount != want[r.ID] {
+			t.Errorf("Id %d: report %s total %d, emulator %+v, plan %d", r.ID, r.Status, r.CertTotalCount, a, want[r.ID])
+		}
+		if r.CertCount == nil || *r.CertCount != int64(want[r.ID]) || r.RequestID == "" {
+			t.Errorf("Id %d: answer fields %v %q", r.ID, r.CertCount, r.RequestID)
+		}
+		if strings.Contains(r.ErrorMessage, "lost answer") {
+			lost++
+		}
+		attempts += r.Attempts
+	}
+	if attempts != st.Requests {
+		t.Errorf("report counts %d attempts; the emulator saw %d requests", attempts, st.Requests)
+	}
+	if lost == 0 || st.ByCode["(dropped)"]+st.ByCode["(hung)"] == 0 {
+		t.Errorf("no lost answer was exercised: %v", st.ByCode)
+	}
+	t.Logf("emulator: %d requests for %d rows: %v", st.Requests, len(want), st.ByCode)
+}
+
+// HTTPS verifies certificates: the emulator's self-signed one is refused
+// as run-fatal.
+func TestHTTPSVerifiesCertificates(t *testing.T) {
+	emu := casemu.New(casemu.Config{Keys: map[string]casemu.Key{cli.EmulatorKeyID: {Secret: cli.EmulatorSecret}}})
+	srv := httptest.NewTLSServer(emu)
+	defer srv.Close()
+	dir := t.TempDir()
+	plan, _ := writePlan(t, dir, 3)
+	p := certalloc(t, nil, "apply", "--endpoint", srv.URL, plan)
+	if code := p.wait(t); code != cli.ExitFatal {
+		t.Fatalf("exit %d; want %d\n%s", code, cli.ExitFatal, p.stdout.String())
+	}
+	if !strings.Contains(p.stdout.String(), "TLSError") || emu.Stats().Applied != 0 {
+		t.Errorf("want a TLSError and nothing applied:\n%s", p.stdout.String())
+	}
+}
+
+// A report path that cannot be written is found before any request.
+func TestUnwritableOutputsSendNothing(t *testing.T) {
+	emu, url := startEmulator(t, casemu.Config{})
+	dir := t.TempDir()
+	plan, _ := writePlan(t, dir, 3)
+	for _, flag := range []string{"--report", "--failures", "--summary", "--metrics-file"} {
+		p := certalloc(t, nil, "apply", "--endpoint", url, flag, filepath.Join(dir, "no", "such", "dir", "x"), plan)
+		if code := p.wait(t); code != cli.ExitFatal {
+			t.Errorf("%s in a missing folder: exit %d; want %d", flag, code, cli.ExitFatal)
+		}
+		if !strings.Contains(p.stderr.String(), "nothing was sent") {
+			t.Errorf("%s: stderr %q", flag, p.stderr.String())
+		}
+	}
+	if n := emu.Stats().Requests; n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+}
