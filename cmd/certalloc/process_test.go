@@ -59,17 +59,25 @@ type proc struct {
 	stdout, stderr bytes.Buffer
 }
 
-// certalloc starts the command with the emulator's credentials.
-func certalloc(t *testing.T, env []string, args ...string) *proc {
+// certallocCmd returns the command, not started, with the emulator's
+// credentials and a HOME of its own.
+func certallocCmd(t *testing.T, env []string, args ...string) *exec.Cmd {
 	t.Helper()
-	p := &proc{cmd: exec.Command("certalloc", args...)}
-	p.cmd.Env = append(os.Environ(),
+	cmd := exec.Command("certalloc", args...)
+	cmd.Env = append(os.Environ(),
 		"ALIBABA_CLOUD_ACCESS_KEY_ID="+cli.EmulatorKeyID,
 		"ALIBABA_CLOUD_ACCESS_KEY_SECRET="+cli.EmulatorSecret,
 		"ALIBABA_CLOUD_SECURITY_TOKEN=",
 		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
 		"HOME="+t.TempDir())
-	p.cmd.Env = append(p.cmd.Env, env...)
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
+// certalloc starts the command, capturing its output.
+func certalloc(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: certallocCmd(t, env, args...)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

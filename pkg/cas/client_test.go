@@ -119,3 +119,26 @@ func TestClientsRaceFree(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
+
+// Proxies from the environment serve real endpoints, never loopback.
+func TestTransportProxy(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
+	t.Setenv("NO_PROXY", "")
+	remote, _, _ := ParseEndpoint("", false)
+	rt := newTransport(remote, time.Second, 4).(roundTripper)
+	req := httptest.NewRequest("POST", "https://cas.aliyuncs.com/", nil)
+	u, err := rt.t.Proxy(req)
+	if err != nil || u == nil || u.Host != "proxy.example:3128" {
+		t.Errorf("proxy for %s = %v, %v; want proxy.example:3128", remote, u, err)
+	}
+	local, _, _ := ParseEndpoint("http://127.0.0.1:8080", false)
+	if rt := newTransport(local, time.Second, 4).(roundTripper); rt.t.Proxy != nil {
+		t.Errorf("a loopback endpoint has a proxy")
+	}
+	if rt.t.TLSClientConfig != nil && rt.t.TLSClientConfig.InsecureSkipVerify {
+		t.Errorf("certificate verification is off")
+	}
+	if rt.t.MaxIdleConnsPerHost < 4 {
+		t.Errorf("MaxIdleConnsPerHost = %d; want at least the worker count", rt.t.MaxIdleConnsPerHost)
+	}
+}

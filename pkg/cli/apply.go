@@ -71,6 +71,7 @@ type applyOptions struct {
 
 	progress      string
 	progressEvery time.Duration
+	term          *termWriter // stderr, shared by the logger and the bar
 	logFormat     string
 	logLevel      string
 }
@@ -134,7 +135,8 @@ func parseApply(args []string, dryRun bool, stderr io.Writer) (*applyOptions, *s
 	if err := o.check(); err != nil {
 		return nil, nil, err
 	}
-	log, err := newLogger(stderr, o.logFormat, o.logLevel)
+	o.term = &termWriter{w: stderr}
+	log, err := newLogger(o.term, o.logFormat, o.logLevel)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -473,7 +475,7 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 
 	log.Info("applying", "plan", o.planPath, "rows", len(todo), "endpoint", ep.String(), "region", region,
 		"credentials", creds.Source, "access_key_id", creds.AccessKeyID, "qps", o.qps, "workers", len(clients))
-	prog := newProgress(o.progress, stderrTTY(stderr), o.progressEvery, stderr, log, len(todo))
+	prog := newProgress(o.progress, stderrTTY(stderr), o.progressEvery, o.term, log, len(todo))
 	var notDone []plan.Row
 	stats := apply.Run(ctx, todo, assigners, cfg, func(out apply.Outcome) error {
 		if out.Status != apply.Succeeded {

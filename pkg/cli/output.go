@@ -14,6 +14,24 @@ import (
 	"github.com/certalloc/certalloc/pkg/apply"
 )
 
+// termWriter lets log lines and the progress bar share stderr: with a bar
+// up, a log line first clears it, and the bar's next update redraws it
+// below. mu also guards every use of the bar.
+type termWriter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	clear func() // set while a bar is shown
+}
+
+func (t *termWriter) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.clear != nil {
+		t.clear()
+	}
+	return t.w.Write(b)
+}
+
 // newLogger returns the run's logger on stderr. Nothing secret is ever
 // passed to it: errors reach it as code and message, built by pkg/cas.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -39,39 +57,41 @@ func stderrTTY(w io.Writer) bool {
 // progress shows how a run is going: a live bar on a terminal, a log line
 // every interval otherwise (cron mails and CI logs stay short).
 type progress struct {
-	mu        sync.Mutex
-	bar       *progressbar.ProgressBar
-	log       *slog.Logger
-	total     int
-	done      int
-	ok, fail  int
-	start     time.Time
-	stopTimer chan struct{}
-	wg        sync.WaitGroup
+	term     *termWriter
+	bar      *progressbar.ProgressBar
+	log      *slog.Logger
+	total    int
+	done     int
+	ok, fail int
+	start    time.Time
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
-func newProgress(mode string, tty bool, interval time.Duration, w io.Writer, log *slog.Logger, total int) *progress {
-	p := &progress{log: log, total: total, start: time.Now()}
+func newProgress(mode string, tty bool, interval time.Duration, term *termWriter, log *slog.Logger, total int) *progress {
+	p := &progress{term: term, log: log, total: total, start: time.Now()}
 	if mode == "always" || mode == "auto" && tty {
 		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription("applying"),
+			progressbar.OptionSetWriter(term.w),
+			progressbar.OptionSetDescription("0 ok, 0 failed"),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("rows"),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionShowDescriptionAtLineEnd(),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(term.w) }),
 		)
+		term.mu.Lock()
+		term.clear = func() { p.bar.Clear() }
+		term.mu.Unlock()
 		return p
 	}
 	if mode == "never" || total == 0 {
 		return p
 	}
-	p.stopTimer = make(chan struct{})
+	p.stop = make(chan struct{})
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -81,7 +101,7 @@ func newProgress(mode string, tty bool, interval time.Duration, w io.Writer, log
 			select {
 			case <-t.C:
 				p.logLine()
-			case <-p.stopTimer:
+			case <-p.stop:
 				return
 			}
 		}
@@ -90,8 +110,8 @@ func newProgress(mode string, tty bool, interval time.Duration, w io.Writer, log
 }
 
 func (p *progress) add(o apply.Outcome) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.term.mu.Lock()
+	defer p.term.mu.Unlock()
 	p.done++
 	switch o.Status {
 	case apply.Succeeded:
@@ -100,16 +120,20 @@ func (p *progress) add(o apply.Outcome) {
 		p.fail++
 	}
 	if p.bar != nil {
+		// Each call redraws (rows finish at --qps, a few a second): the
+		// description first, so that the count's redraw, the one that
+		// stays on screen, shows both up to date; the last one also
+		// completes the bar.
 		p.bar.Describe(fmt.Sprintf("%d ok, %d failed", p.ok, p.fail))
 		p.bar.Add(1)
 	}
 }
 
 func (p *progress) logLine() {
-	p.mu.Lock()
+	p.term.mu.Lock()
 	done, ok, fail, total := p.done, p.ok, p.fail, p.total
 	elapsed := time.Since(p.start)
-	p.mu.Unlock()
+	p.term.mu.Unlock()
 	rate := float64(done) / elapsed.Seconds()
 	attrs := []any{"done", done, "total", total, "succeeded", ok, "failed", fail, "rows_per_second", fmt.Sprintf("%.2f", rate)}
 	if rate > 0 {
@@ -119,13 +143,14 @@ func (p *progress) logLine() {
 }
 
 func (p *progress) finish() {
-	if p.stopTimer != nil {
-		close(p.stopTimer)
+	if p.stop != nil {
+		close(p.stop)
 		p.wg.Wait()
 	}
 	if p.bar != nil {
-		p.mu.Lock()
+		p.term.mu.Lock()
 		p.bar.Finish()
-		p.mu.Unlock()
+		p.term.clear = nil
+		p.term.mu.Unlock()
 	}
 }

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/certalloc/certalloc/pkg/casemu"
+)
+
+// openPTY opens a pseudo-terminal pair by hand (posix_openpt, unlockpt,
+// ptsname), which is all a test needs and no extra module.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// On a terminal, stderr shows a live bar: rows done of the total, the
+// succeeded and failed counts, the rate and an ETA.
+func TestProgressBarOnATerminal(t *testing.T) {
+	_, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{FailIDs: map[int64]bool{1003: true}}})
+	dir := t.TempDir()
+	plan, _ := writePlan(t, dir, 30)
+	master, slave := openPTY(t)
+
+	cmd := certallocCmd(t, nil, "apply", "--endpoint", url, "--qps", "10", plan)
+	cmd.Stdout = io.Discard
+	cmd.Stderr = slave
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var screen bytes.Buffer
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			screen.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("exit 0; want 3 for the failed row")
+	}
+	slave.Close()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	mu.Lock()
+	out := screen.String()
+	mu.Unlock()
+
+	// The bar redraws in place with carriage returns.
+	frames := strings.Split(out, "\r")
+	if len(frames) < 5 {
+		t.Fatalf("%d frames; want a live bar redrawn in place:\n%q", len(frames), out)
+	}
+	for _, re := range []string{
+		`\d+% \|[^|]*\| \(\d+/30, \d+ rows/s\) \[\d+s:\d+s\] \d+ ok, \d+ failed`, // a frame mid-run, with ETA
+		`100% \|[^|]*\| \(30/30, \d+ rows/s\) 29 ok, 1 failed\r?\n`,              // the last frame
+		`\r *\r+time=\S+ level=WARN msg="row failed" line=4 id=1003`,             // a log line clears the bar first
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("no frame matches %s in:\n%q", re, out)
+		}
+	}
+}
+
+// Without a terminal there is no bar, only a log line now and then.
+func TestProgressLogLinesWithoutATerminal(t *testing.T) {
+	_, url := startEmulator(t, casemu.Config{})
+	dir := t.TempDir()
+	plan, _ := writePlan(t, dir, 25)
+	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", "--progress-interval", "1s", plan)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, p.stderr.String())
+	}
+	errOut := p.stderr.String()
+	if strings.Contains(errOut, "\r") || strings.Contains(errOut, "|") {
+		t.Errorf("a bar was drawn without a terminal:\n%q", errOut)
+	}
+	lines := regexp.MustCompile(`level=INFO msg=progress done=(\d+) total=25 succeeded=\d+ failed=0 rows_per_second=[\d.]+ eta=\d+s`).FindAllStringSubmatch(errOut, -1)
+	if len(lines) < 1 {
+		t.Errorf("no progress lines in:\n%s", errOut)
+	}
+}
