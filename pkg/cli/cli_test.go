@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// examples returns the certalloc command lines in text: lines of sh code
-// blocks (or, in usage text, after "Examples:") that start with
-// "certalloc" or "bin/certalloc", with continuations joined and comments
-// dropped.
+// examples returns the certalloc command lines in text: in code blocks
+// (or, in usage text, after "Examples:"), the words from one named
+// certalloc or .../bin/certalloc on, with continuations
+// joined and comments and redirections dropped.
 func examples(text string, codeBlocksOnly bool) [][]string {
 	var out [][]string
 	inBlock := false
@@ -23,7 +23,8 @@ func examples(text string, codeBlocksOnly bool) [][]string {
 			continue
 		}
 		if codeBlocksOnly && strings.HasPrefix(line, "```") {
-			inBlock = !inBlock && strings.HasPrefix(line, "```sh")
+			// Blocks marked text show output, not commands.
+			inBlock = !inBlock && line != "```text"
 			continue
 		}
 		if !inBlock {
@@ -39,10 +40,23 @@ func examples(text string, codeBlocksOnly bool) [][]string {
 			line = line[:i]
 		}
 		fields := strings.Fields(line)
-		if len(fields) < 2 || (fields[0] != "certalloc" && fields[0] != "bin/certalloc") {
-			continue
+		for i, f := range fields {
+			f = strings.TrimPrefix(f, "ExecStart=")
+			if f != "certalloc" && !strings.HasSuffix(f, "bin/certalloc") {
+				continue
+			}
+			args := fields[i+1:]
+			for j, a := range args {
+				if a == "&&" || a == "|" || strings.HasPrefix(a, ">") || strings.HasPrefix(a, "2>") {
+					args = args[:j]
+					break
+				}
+			}
+			if len(args) > 0 {
+				out = append(out, args)
+			}
+			break
 		}
-		out = append(out, fields[1:])
 	}
 	return out
 }
@@ -53,8 +67,13 @@ func TestDocumentedExamplesParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	unit, err := os.ReadFile(filepath.Join("..", "..", "deploy", "systemd", "certalloc.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sources := map[string][][]string{
 		"README.md":       examples(string(readme), true),
+		"systemd unit":    examples("```\n"+string(unit)+"\n```", true),
 		"apply --help":    examples(applyUsage, false),
 		"emulator --help": examples(emulatorUsage, false),
 		"bench --help":    examples(benchUsage, false),
@@ -67,6 +86,9 @@ func TestDocumentedExamplesParse(t *testing.T) {
 				t.Errorf("%s: certalloc %s: %v", src, strings.Join(args, " "), err)
 			}
 		}
+	}
+	if len(sources["systemd unit"]) != 1 || len(sources["README.md"]) < 8 {
+		t.Errorf("examples found: %d in the systemd unit, %d in the README", len(sources["systemd unit"]), len(sources["README.md"]))
 	}
 	if total < 15 {
 		t.Errorf("found only %d examples; the extraction is broken", total)
