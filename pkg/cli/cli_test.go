@@ -15,7 +15,7 @@ import (
 // joined and comments and redirections dropped.
 func examples(text string, codeBlocksOnly bool) [][]string {
 	var out [][]string
-	inBlock := false
+	inBlock, inFence := false, false
 	var cont string
 	for _, line := range strings.Split(text, "\n") {
 		if !codeBlocksOnly && strings.TrimSpace(line) == "Examples:" {
@@ -24,7 +24,8 @@ func examples(text string, codeBlocksOnly bool) [][]string {
 		}
 		if codeBlocksOnly && strings.HasPrefix(line, "```") {
 			// Blocks marked text show output, not commands.
-			inBlock = !inBlock && line != "```text"
+			inFence = !inFence
+			inBlock = inFence && line != "```text"
 			continue
 		}
 		if !inBlock {
