@@ -67,8 +67,10 @@ func NewPacer(qps float64) *Pacer {
 }
 
 // Wait blocks until a request may be sent, or ctx is done. It returns a
-// func the caller must call right before sending, which records the actual
-// send time.
+// func to call when the request actually goes on the wire: that moves the
+// window's stamp from the planned time to the real one (later, after a
+// late timer or a TLS handshake), so the next sends are spaced from when
+// the service saw this one. Not calling it leaves the planned time.
 func (p *Pacer) Wait(ctx context.Context) (sent func(), err error) {
 	p.recover()
 	if err := p.lim.Wait(ctx); err != nil {

@@ -18,9 +18,11 @@ import (
 )
 
 // Assigner makes one AssignCertificateCount call. It need not be safe for
-// concurrent use: Run hands each one to one goroutine at a time.
+// concurrent use: Run hands each one to one goroutine at a time. It calls
+// onWire when the request is about to go on the wire, after connection
+// set-up, so that the pacer measures its window where the service does.
 type Assigner interface {
-	Assign(id int64, certTotalCount int32) (cas.Result, *cas.Error)
+	Assign(id int64, certTotalCount int32, onWire func()) (cas.Result, *cas.Error)
 }
 
 // Defaults for Config.
@@ -232,9 +234,8 @@ func (r *runner) apply(ctx context.Context, c Assigner, row plan.Row) Outcome {
 		if err != nil {
 			return r.stopped(ctx, o)
 		}
-		sent()
 		start := time.Now()
-		res, e := c.Assign(row.ID, row.CertTotalCount)
+		res, e := c.Assign(row.ID, row.CertTotalCount, sent)
 		o.Latency = time.Since(start)
 		o.Attempts++
 		r.sent(start, o.Latency)

@@ -31,7 +31,9 @@ type sharedState struct {
 	fatalAt  time.Time
 }
 
-func (f *fake) Assign(id int64, n int32) (cas.Result, *cas.Error) {
+func (f *fake) Assign(id int64, n int32, onWire func()) (cas.Result, *cas.Error) {
+	onWire()
+	now := time.Now()
 	if !f.busy.CompareAndSwap(false, true) {
 		panic("client used concurrently")
 	}
@@ -40,7 +42,7 @@ func (f *fake) Assign(id int64, n int32) (cas.Result, *cas.Error) {
 	s.mu.Lock()
 	k := s.calls[id]
 	s.calls[id]++
-	s.sends = append(s.sends, time.Now())
+	s.sends = append(s.sends, now)
 	s.inFlight++
 	s.maxIn = max(s.maxIn, s.inFlight)
 	s.mu.Unlock()
@@ -250,5 +252,21 @@ func TestDefaultWorkersSustainRateAtSlowAnswers(t *testing.T) {
 		if w := DefaultWorkers(qps); float64(w) < qps*3 {
 			t.Errorf("DefaultWorkers(%v) = %d; want at least %v for 3s answers", qps, w, qps*3)
 		}
+	}
+}
+
+// A request that reaches the wire late (a TLS handshake, a late timer)
+// pushes the window: the next send is spaced from when it really left.
+func TestPacerMeasuresFromTheWire(t *testing.T) {
+	p := NewPacer(2) // 2 per 1.01s
+	ctx := context.Background()
+	start := time.Now()
+	first, _ := p.Wait(ctx)
+	p.Wait(ctx) // the limiter's next slot, ~0.5s
+	first()     // the first request only now got its connection
+	wire := time.Now()
+	p.Wait(ctx)
+	if got, want := time.Since(wire), time.Second; got < want-50*time.Millisecond {
+		t.Errorf("third send %v after the first hit the wire (%v after start); want about %v", got, time.Since(start), want+PaceGuard)
 	}
 }

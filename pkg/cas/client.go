@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
@@ -99,6 +101,7 @@ type Result struct {
 // call): give each worker its own, from NewClients.
 type Client struct {
 	sdk   *sdk.Client
+	rt    *roundTripper // this client's own; the transport under it is shared
 	cfg   *Config
 	creds *Credentials
 }
@@ -118,9 +121,10 @@ func NewClients(cfg Config, n int) ([]*Client, error) {
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
 	}
-	rt := newTransport(cfg.Endpoint, cfg.ConnectTimeout, n)
+	shared := newTransport(cfg.Endpoint, cfg.ConnectTimeout, n)
 	out := make([]*Client, n)
 	for i := range out {
+		rt := &roundTripper{t: shared}
 		sc := sdk.NewConfig()
 		sc.AutoRetry = false // retries, with backoff and throttling, are the runner's
 		sc.Transport = rt
@@ -132,14 +136,22 @@ func NewClients(cfg Config, n int) ([]*Client, error) {
 		}
 		c.SetReadTimeout(cfg.Timeout)
 		c.SetConnectTimeout(cfg.ConnectTimeout)
-		out[i] = &Client{sdk: c, cfg: &cfg, creds: cfg.Credentials}
+		out[i] = &Client{sdk: c, rt: rt, cfg: &cfg, creds: cfg.Credentials}
 	}
 	return out, nil
 }
 
 // Assign makes one call. Every call builds a fresh request: the SDK mutates
 // the one it sends, and re-signs with a new nonce and timestamp.
-func (c *Client) Assign(id int64, certTotalCount int32) (Result, *Error) {
+//
+// onWire, if not nil, is called once when the request has a connection and
+// is about to be written, after any dial and TLS handshake: the moment the
+// service's rate limit will count. It is not called if no connection is
+// made.
+func (c *Client) Assign(id int64, certTotalCount int32, onWire func()) (Result, *Error) {
+	c.rt.onWire = onWire
+	defer func() { c.rt.onWire = nil }()
+
 	req := requests.NewCommonRequest()
 	req.Method = requests.POST // a CommonRequest defaults to GET
 	req.Scheme = c.cfg.Endpoint.Scheme
@@ -166,14 +178,28 @@ func (c *Client) Assign(id int64, certTotalCount int32) (Result, *Error) {
 	return r, nil
 }
 
-// roundTripper hides the *http.Transport from the SDK: given one, the SDK
-// rewrites its dialer, TLS config and proxy on every call, which races when
-// clients share it (API.md; upstream issue #538).
-type roundTripper struct{ t *http.Transport }
+// roundTripper hides the shared *http.Transport from the SDK: given one,
+// the SDK rewrites its dialer, TLS config and proxy on every call, which
+// races when clients share it (API.md; upstream issue #538). Each Client
+// has its own roundTripper, so onWire needs no lock: a Client serves one
+// goroutine at a time.
+type roundTripper struct {
+	t      *http.Transport
+	onWire func()
+}
 
-func (r roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return r.t.RoundTrip(req) }
+func (r *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if r.onWire != nil {
+		var once sync.Once
+		hook := r.onWire
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(httptrace.GotConnInfo) { once.Do(hook) },
+		}))
+	}
+	return r.t.RoundTrip(req)
+}
 
-func newTransport(ep Endpoint, connectTimeout time.Duration, conns int) http.RoundTripper {
+func newTransport(ep Endpoint, connectTimeout time.Duration, conns int) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext
 	// One idle connection per worker, or Go's default of 2 churns them.
@@ -187,5 +213,5 @@ func newTransport(ep Endpoint, connectTimeout time.Duration, conns int) http.Rou
 	} else {
 		t.Proxy = http.ProxyFromEnvironment
 	}
-	return roundTripper{t}
+	return t
 }

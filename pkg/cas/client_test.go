@@ -41,7 +41,7 @@ func TestAssignThroughTheSDK(t *testing.T) {
 	s, ep := emulator(t, casemu.Config{RateLimit: -1})
 	for _, tc := range []struct{ id, secret, token string }{{"AKID", "sekret", ""}, {"STSID", "sts-sekret", "sts-token-value"}} {
 		c := clients(t, ep, tc.id, tc.secret, tc.token, 1, time.Second)[0]
-		r, e := c.Assign(33285, 5)
+		r, e := c.Assign(33285, 5, nil)
 		if e != nil {
 			t.Fatalf("Assign with %s: %v", tc.id, e)
 		}
@@ -72,7 +72,7 @@ func TestAssignFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ep := emulator(t, casemu.Config{RateLimit: -1, Faults: tt.faults})
 			c := clients(t, ep, "AKID", tt.secret, "", 1, 300*time.Millisecond)[0]
-			_, e := c.Assign(1, 1)
+			_, e := c.Assign(1, 1, nil)
 			if e == nil || e.Class != tt.class || e.Code != tt.code {
 				t.Fatalf("Assign = %v; want %v %s", e, tt.class, tt.code)
 			}
@@ -88,7 +88,7 @@ func TestSTSTokenNeverInErrors(t *testing.T) {
 	// A wrong secret makes the service echo its string to sign, which
 	// holds the token.
 	c := clients(t, ep, "STSID", "wrong", "sts-token-value", 1, time.Second)[0]
-	_, e := c.Assign(1, 1)
+	_, e := c.Assign(1, 1, nil)
 	if e == nil || e.Code != "SignatureDoesNotMatch" {
 		t.Fatalf("Assign = %v", e)
 	}
@@ -108,7 +108,7 @@ func TestClientsRaceFree(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 10; j++ {
-				if _, e := c.Assign(int64(i*100+j+1), 1); e != nil {
+				if _, e := c.Assign(int64(i*100+j+1), 1, nil); e != nil {
 					t.Errorf("Assign: %v", e)
 				}
 			}
@@ -125,20 +125,37 @@ func TestTransportProxy(t *testing.T) {
 	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
 	t.Setenv("NO_PROXY", "")
 	remote, _, _ := ParseEndpoint("", false)
-	rt := newTransport(remote, time.Second, 4).(roundTripper)
+	rt := newTransport(remote, time.Second, 4)
 	req := httptest.NewRequest("POST", "https://cas.aliyuncs.com/", nil)
-	u, err := rt.t.Proxy(req)
+	u, err := rt.Proxy(req)
 	if err != nil || u == nil || u.Host != "proxy.example:3128" {
 		t.Errorf("proxy for %s = %v, %v; want proxy.example:3128", remote, u, err)
 	}
 	local, _, _ := ParseEndpoint("http://127.0.0.1:8080", false)
-	if rt := newTransport(local, time.Second, 4).(roundTripper); rt.t.Proxy != nil {
+	if rt := newTransport(local, time.Second, 4); rt.Proxy != nil {
 		t.Errorf("a loopback endpoint has a proxy")
 	}
-	if rt.t.TLSClientConfig != nil && rt.t.TLSClientConfig.InsecureSkipVerify {
+	if rt.TLSClientConfig != nil && rt.TLSClientConfig.InsecureSkipVerify {
 		t.Errorf("certificate verification is off")
 	}
-	if rt.t.MaxIdleConnsPerHost < 4 {
-		t.Errorf("MaxIdleConnsPerHost = %d; want at least the worker count", rt.t.MaxIdleConnsPerHost)
+	if rt.MaxIdleConnsPerHost < 4 {
+		t.Errorf("MaxIdleConnsPerHost = %d; want at least the worker count", rt.MaxIdleConnsPerHost)
+	}
+}
+
+func TestAssignCallsOnWireOnce(t *testing.T) {
+	_, ep := emulator(t, casemu.Config{RateLimit: -1})
+	c := clients(t, ep, "AKID", "sekret", "", 1, time.Second)[0]
+	for i := 0; i < 3; i++ {
+		calls := 0
+		if _, e := c.Assign(int64(i+1), 1, func() { calls++ }); e != nil || calls != 1 {
+			t.Errorf("Assign: %v, onWire called %d times; want once", e, calls)
+		}
+	}
+	refused, _, _ := ParseEndpoint("http://127.0.0.1:1", false)
+	c = clients(t, refused, "AKID", "sekret", "", 1, time.Second)[0]
+	calls := 0
+	if _, e := c.Assign(1, 1, func() { calls++ }); e == nil || e.Code != CodeConnectionRefused || calls != 0 {
+		t.Errorf("Assign to nothing: %v, onWire called %d times; want ConnectionRefused and no call", e, calls)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -178,6 +179,9 @@ func (o *applyOptions) check() error {
 	default:
 		return usagef("--progress must be auto, always or never, got %q", o.progress)
 	}
+	if o.region != "" && !regionRE.MatchString(o.region) {
+		return usagef("--region %q: want a region id such as cn-hangzhou", o.region)
+	}
 	if o.resume && o.baselinePath != "" {
 		return usagef("--resume and --baseline do not go together: resume carries on in the same report")
 	}
@@ -201,6 +205,8 @@ func (o *applyOptions) check() error {
 		"--summary": o.summaryPath, "--metrics-file": o.metricsPath,
 	}, o.baselinePath)
 }
+
+var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 // checkPaths refuses two roles on one file: a report written over its own
 // plan loses the plan.
