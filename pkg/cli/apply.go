@@ -73,6 +73,7 @@ type applyOptions struct {
 	progress      string
 	progressEvery time.Duration
 	term          *termWriter // stderr, shared by the logger and the bar
+	started       time.Time
 	logFormat     string
 	logLevel      string
 }
@@ -121,7 +122,7 @@ func runApply(ctx context.Context, args []string, dryRun bool, stdout, stderr io
 
 // parseApply reads and checks an apply or plan command line.
 func parseApply(args []string, dryRun bool, stderr io.Writer) (*applyOptions, *slog.Logger, error) {
-	var o applyOptions
+	o := applyOptions{started: time.Now()}
 	fs := newFlagSet("apply", applyUsage, stderr)
 	o.register(fs)
 	pos, err := parseFlags(fs, args)
@@ -396,15 +397,11 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 		return exitError{ExitFatal, fmt.Errorf("%v; nothing was sent", err)}
 	}
 
-	profile := o.profile
-	if profile == "" {
-		profile = os.Getenv("ALIBABA_CLOUD_PROFILE")
-	}
 	creds, err := cas.ResolveCredentials(o.profile)
 	if err != nil {
 		return exitError{ExitFatal, err}
 	}
-	region := firstNonEmpty(o.region, os.Getenv("ALIBABA_CLOUD_REGION_ID"), cas.ProfileRegion(profile), cas.DefaultRegion)
+	region := firstNonEmpty(o.region, os.Getenv("ALIBABA_CLOUD_REGION_ID"), cas.ProfileRegion(o.profile), cas.DefaultRegion)
 
 	// The report is opened last of the inputs: it takes the lock, and
 	// (without --resume) empties the last run's report.
@@ -456,7 +453,7 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 	limit, maxFail, _ := parseMaxFailures(o.maxFailures, len(todo))
 	cfg := apply.Config{QPS: o.qps, MaxAttempts: o.maxAttempts, LimitFailures: limit, MaxFailures: maxFail}
 	if o.deadline > 0 {
-		cfg.Deadline = time.Now().Add(o.deadline)
+		cfg.Deadline = o.started.Add(o.deadline) // the budget includes reading the plan
 	}
 	cfg.OnAttempt = func(a apply.Attempt) {
 		if !log.Enabled(ctx, slog.LevelDebug) {
