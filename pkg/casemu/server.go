@@ -102,7 +102,6 @@ type Stats struct {
 	MaxInWindow int
 	// MaxInFlight is the most requests being handled at once.
 	MaxInFlight int
-	First, Last time.Time // arrivals that reached the rate limiter
 }
 
 // window tracks one AccessKey's recent arrivals.
@@ -362,10 +361,6 @@ func (s *Server) admit(ak string) *apiError {
 	w.admitted = trim(w.admitted, cut)
 	w.arrivals = append(trim(w.arrivals, cut), now)
 	s.stats.MaxInWindow = max(s.stats.MaxInWindow, len(w.arrivals))
-	if s.stats.First.IsZero() {
-		s.stats.First = now
-	}
-	s.stats.Last = now
 	if s.cfg.RateLimit > 0 && len(w.admitted) >= s.cfg.RateLimit {
 		wait := w.admitted[0].Add(s.cfg.Window).Sub(now)
 		return &apiError{http.StatusBadRequest, "Throttling.User", "Request was denied due to user flow control.", max(wait, time.Millisecond)}

@@ -225,14 +225,6 @@ func (w *Writer) flush() error {
 	return nil
 }
 
-// Sync flushes buffered rows and asks the OS to put them on disk.
-func (w *Writer) Sync() error {
-	if err := w.flush(); err != nil {
-		return err
-	}
-	return w.f.Sync()
-}
-
 // Close flushes, syncs and releases the lock.
 func (w *Writer) Close() error {
 	if w.f == nil {
@@ -272,13 +264,11 @@ func ReadFile(path string, fn func(Row) error) error {
 func ReadFrom(r io.Reader, name string, fn func(Row) error) error {
 	// gocsv maps columns by header name and ignores unknown ones, so a
 	// report from a later version with more columns still reads.
-	head := make([]byte, 0, 512)
 	br := &peekReader{r: r}
-	line, err := br.firstLine()
+	head, err := br.firstLine()
 	if err != nil {
 		return fmt.Errorf("report %s: %w", name, err)
 	}
-	head = append(head, line...)
 	hdr, err := csv.NewReader(bytes.NewReader(head)).Read()
 	if err != nil || !hasColumns(hdr, "Line", "Id", "CertTotalCount", "Status") {
 		return fmt.Errorf("report %s: not a certalloc report (want a header with Line, Id, CertTotalCount and Status)", name)
