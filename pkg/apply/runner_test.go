@@ -270,3 +270,35 @@ func TestPacerMeasuresFromTheWire(t *testing.T) {
 		t.Errorf("third send %v after the first hit the wire (%v after start); want about %v", got, time.Since(start), want+PaceGuard)
 	}
 }
+
+// A throttled row waits at least the service's x-acs-retry-after.
+func TestRetryHonoursRetryAfter(t *testing.T) {
+	wait := &cas.Error{Class: cas.Retryable, Code: "Throttling.User", HTTPStatus: 400, RetryAfter: 300 * time.Millisecond}
+	cs, s := fakes(1, map[int64][]*cas.Error{1: {wait}}, 0)
+	_, got := collect(context.Background(), rowsN(1), cs, fast(Config{}))
+	if o := got[1]; o.Status != Succeeded || o.Attempts != 2 {
+		t.Fatalf("outcome %+v", o)
+	}
+	if d := s.sends[1].Sub(s.sends[0]); d < 300*time.Millisecond {
+		t.Errorf("retried %v after the throttle; want at least the 300ms retry-after", d)
+	}
+}
+
+func TestBackoffIsCappedAndJittered(t *testing.T) {
+	r := &runner{cfg: Config{BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second}}
+	e := &cas.Error{}
+	for attempt := 1; attempt <= 30; attempt++ {
+		ceil := min(time.Second, 100*time.Millisecond<<(attempt-1))
+		seen := map[time.Duration]bool{}
+		for i := 0; i < 20; i++ {
+			d := r.backoff(attempt, e)
+			if d < 0 || d > ceil {
+				t.Fatalf("backoff(%d) = %v; want within [0, %v]", attempt, d, ceil)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 5 {
+			t.Errorf("backoff(%d) took only %d values in 20 draws; want jitter", attempt, len(seen))
+		}
+	}
+}
