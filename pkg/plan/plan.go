@@ -2,7 +2,6 @@ package plan
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/certalloc/certalloc/pkg/csvguard"
 )
 
 // Column names as they appear in a plan header and in the failures file.
@@ -124,7 +125,7 @@ func Read(r io.Reader, name string, opts Options, fn func(Row) error) (Stats, er
 		}
 	}
 
-	cr := csv.NewReader(&lineLimiter{r: bufio.NewReaderSize(r, 64<<10), max: MaxLineBytes})
+	cr := csv.NewReader(csvguard.NewReader(bufio.NewReaderSize(r, 64<<10), MaxLineBytes))
 	cr.FieldsPerRecord = -1 // field counts are checked here, with better messages
 	cr.ReuseRecord = true
 
@@ -307,9 +308,9 @@ func fieldError(cr *csv.Reader, col int, field, value, msg string) *Error {
 // fatalReadError turns errors after which the rest of the file cannot be
 // trusted into a plan error.
 func fatalReadError(err error) (*Error, bool) {
-	var le *lineTooLongError
+	var le *csvguard.LineTooLongError
 	if errors.As(err, &le) {
-		return &Error{Line: le.line, Msg: fmt.Sprintf("line longer than %d bytes; is this a plan?", MaxLineBytes)}, true
+		return &Error{Line: le.Line, Msg: fmt.Sprintf("line longer than %d bytes; is this a plan?", MaxLineBytes)}, true
 	}
 	return nil, false
 }
@@ -348,47 +349,4 @@ func parseCount(s string) (int32, string) {
 		return 0, "negative; want an integer from 0 to 2147483647"
 	}
 	return int32(n), ""
-}
-
-type lineTooLongError struct{ line int }
-
-func (e *lineTooLongError) Error() string { return fmt.Sprintf("line %d too long", e.line) }
-
-// lineLimiter fails a read once a physical line grows past max bytes, so a
-// file with no newlines cannot make encoding/csv buffer it whole.
-type lineLimiter struct {
-	r    io.Reader
-	max  int
-	cur  int // bytes of the current line so far
-	line int // 1-based number of the current line
-	err  error
-}
-
-func (l *lineLimiter) Read(p []byte) (int, error) {
-	if l.err != nil {
-		return 0, l.err
-	}
-	if l.line == 0 {
-		l.line = 1
-	}
-	n, err := l.r.Read(p)
-	for i := 0; i < n; {
-		j := bytes.IndexByte(p[i:n], '\n')
-		if j < 0 {
-			l.cur += n - i
-			break
-		}
-		l.cur += j
-		if l.cur > l.max {
-			break
-		}
-		l.cur = 0
-		l.line++
-		i += j + 1
-	}
-	if l.cur > l.max {
-		l.err = &lineTooLongError{line: l.line}
-		return 0, l.err
-	}
-	return n, err
 }

@@ -20,6 +20,8 @@ import (
 	"syscall"
 
 	"github.com/gocarina/gocsv"
+
+	"github.com/certalloc/certalloc/pkg/csvguard"
 )
 
 // Row statuses.
@@ -68,6 +70,10 @@ func (r *Row) record(rec []string) []string {
 		r.Status, strconv.Itoa(r.Attempts), r.RequestID, opt(r.CertCount), opt(r.CurrentYearFreeCertCount),
 		r.ErrorCode, r.ErrorMessage, latency, r.FinishedAt)
 }
+
+// maxLineBytes bounds a report line read back: a row is a few hundred
+// bytes, and an error message is short.
+const maxLineBytes = 64 << 10
 
 // ErrLocked means another run holds the report.
 var ErrLocked = errors.New("another certalloc run holds this report")
@@ -273,7 +279,8 @@ func ReadFrom(r io.Reader, name string, fn func(Row) error) error {
 	if err != nil || !hasColumns(hdr, "Line", "Id", "CertTotalCount", "Status") {
 		return fmt.Errorf("report %s: not a certalloc report (want a header with Line, Id, CertTotalCount and Status)", name)
 	}
-	err = gocsv.UnmarshalToCallbackWithError(io.MultiReader(bytes.NewReader(head), br.r), func(row Row) error {
+	body := csvguard.NewReader(io.MultiReader(bytes.NewReader(head), br.r), maxLineBytes)
+	err = gocsv.UnmarshalToCallbackWithError(body, func(row Row) error {
 		if fn == nil {
 			return nil
 		}
@@ -283,6 +290,10 @@ func ReadFrom(r io.Reader, name string, fn func(Row) error) error {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			return fmt.Errorf("report %s:%d: %v", name, pe.Line, pe.Err)
+		}
+		var le *csvguard.LineTooLongError
+		if errors.As(err, &le) {
+			return fmt.Errorf("report %s:%d: longer than %d bytes; not a certalloc report", name, le.Line, maxLineBytes)
 		}
 		return fmt.Errorf("report %s: %w", name, err)
 	}
@@ -308,7 +319,7 @@ type peekReader struct{ r io.Reader }
 func (p *peekReader) firstLine() ([]byte, error) {
 	var line []byte
 	b := make([]byte, 1)
-	for len(line) < 64<<10 {
+	for len(line) < maxLineBytes {
 		n, err := p.r.Read(b)
 		if n == 1 {
 			line = append(line, b[0])

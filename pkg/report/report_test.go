@@ -165,3 +165,30 @@ func TestWriteFailuresIsAPlan(t *testing.T) {
 		t.Errorf("failures = %q", b)
 	}
 }
+
+func TestReadRejectsHugeLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.csv")
+	os.WriteFile(path, []byte(strings.Join(Header, ",")+"\n2,1,1,succeeded,1,"+strings.Repeat("x", maxLineBytes)+"\n"), 0o644)
+	if err := ReadFile(path, nil); err == nil || !strings.Contains(err.Error(), "r.csv:2: longer than") {
+		t.Errorf("ReadFile(huge line) = %v", err)
+	}
+}
+
+// The failures file is replaced by rename: a symlink left at its path is
+// replaced, and the file it pointed to is untouched.
+func TestWriteFailuresReplacesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("keep me"), 0o644)
+	link := filepath.Join(dir, "f.csv")
+	os.Symlink(victim, link)
+	if err := WriteFailures(link, []FailureRow{{1, 1}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep me" {
+		t.Errorf("victim = %q", b)
+	}
+	if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink != 0 {
+		t.Errorf("%s is still a symlink", link)
+	}
+}
