@@ -127,6 +127,12 @@ func waitForLines(t *testing.T, path string, n int) {
 func TestKillAndResume(t *testing.T) {
 	const trials, rowsN, workers = 10, 60, 6
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	midRun := 0 // trials whose kill left rows for the resume to send
+	defer func() {
+		if midRun < trials/2 {
+			t.Errorf("only %d of %d kills landed mid-run; the test proves little", midRun, trials)
+		}
+	}()
 	for trial := 0; trial < trials; trial++ {
 		t.Run(fmt.Sprint(trial), func(t *testing.T) {
 			emu, url := startEmulator(t, casemu.Config{RateLimit: 60,
@@ -140,10 +146,14 @@ func TestKillAndResume(t *testing.T) {
 			p.cmd.Process.Kill()
 			p.wait(t)
 			readReport(t, filepath.Join(dir, "plan.report.csv"))
+			before := emu.Stats().Requests
 
 			p = certalloc(t, nil, args...)
 			if code := p.wait(t); code != 0 {
 				t.Fatalf("resume exit %d\n%s\n%s", code, p.stdout.String(), p.stderr.String())
+			}
+			if emu.Stats().Requests > before {
+				midRun++
 			}
 			twice := 0
 			for id, n := range want {
