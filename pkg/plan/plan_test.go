@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -141,5 +142,21 @@ func TestReadFileMissing(t *testing.T) {
 	_, err := ReadFile(filepath.Join(t.TempDir(), "nope.csv"), Options{}, func(Row) error { return nil })
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ReadFile(missing) = %v; want ErrNotExist", err)
+	}
+}
+
+func BenchmarkRead(b *testing.B) {
+	var buf strings.Builder
+	buf.WriteString("Id,CertTotalCount\n")
+	for i := 1; i <= 100_000; i++ {
+		buf.WriteString(strconv.Itoa(i) + "," + strconv.Itoa(i%1000) + "\n")
+	}
+	data := buf.String()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Read(strings.NewReader(data), "b.csv", Options{}, func(Row) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -192,3 +192,34 @@ func TestWriteFailuresReplacesSymlink(t *testing.T) {
 		t.Errorf("%s is still a symlink", link)
 	}
 }
+
+func BenchmarkWriteBuffered(b *testing.B) {
+	w, err := Open(filepath.Join(b.TempDir(), "r.csv"), Options{Buffered: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	r := Row{Line: 2, ID: 33285, CertTotalCount: 5, Status: Planned}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Line++
+		if err := w.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkWriteRowPerWrite(b *testing.B) {
+	w, err := Open(filepath.Join(b.TempDir(), "r.csv"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	r := sample[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := w.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
