@@ -24,7 +24,8 @@ const PaceGuard = 10 * time.Millisecond
 // holds back any send that would make more than qps in one window of
 // 1s+PaceGuard, whatever timer lateness or rate changes did to the spacing:
 // the service's limit is on any sliding second, and the ring enforces
-// exactly that.
+// exactly that. An x-acs-retry-after from the service holds every send
+// until it has passed.
 type Pacer struct {
 	lim    *rate.Limiter
 	maxQPS float64
@@ -36,6 +37,7 @@ type Pacer struct {
 	cur        float64 // current rate
 	minRate    float64 // lowest rate reached
 	lastAdjust time.Time
+	holdUntil  time.Time // no send before this (x-acs-retry-after)
 }
 
 // Throttle adaptation, AIMD: every Throttling answer multiplies the rate
@@ -77,12 +79,22 @@ func (p *Pacer) Wait(ctx context.Context) (sent func(), err error) {
 		return nil, err
 	}
 	if p.ring == nil {
+		p.mu.Lock()
+		hold := time.Until(p.holdUntil)
+		p.mu.Unlock()
+		if !sleepCtx(ctx, hold) {
+			return nil, ctx.Err()
+		}
 		return func() {}, nil
 	}
 	p.mu.Lock()
 	slot := p.next
 	p.next = (p.next + 1) % len(p.ring)
 	at := time.Now()
+	if p.holdUntil.After(at) {
+		// The ring below still caps how many leave together at the end.
+		at = p.holdUntil
+	}
 	if oldest := p.ring[slot]; !oldest.IsZero() {
 		if t := oldest.Add(p.window); t.After(at) {
 			at = t
@@ -91,14 +103,8 @@ func (p *Pacer) Wait(ctx context.Context) (sent func(), err error) {
 	p.ring[slot] = at // claimed; moved to the actual time on send
 	p.mu.Unlock()
 
-	if d := time.Until(at); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		}
+	if !sleepCtx(ctx, time.Until(at)) {
+		return nil, ctx.Err()
 	}
 	return func() {
 		now := time.Now()
@@ -112,12 +118,21 @@ func (p *Pacer) Wait(ctx context.Context) (sent func(), err error) {
 	}, nil
 }
 
-// Throttled tells the pacer the service throttled a request.
-func (p *Pacer) Throttled() {
+// maxHold bounds how long one x-acs-retry-after can hold the whole run, in
+// case a proxy or a bug sends a huge value.
+const maxHold = 5 * time.Second
+
+// Throttled tells the pacer the service throttled a request. retryAfter is
+// the service's x-acs-retry-after (0 if none): the account's window is full
+// until then, so no request of the run leaves before it.
+func (p *Pacer) Throttled(retryAfter time.Duration) {
 	p.recover() // bank the growth so far before cutting
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
+	if until := now.Add(min(retryAfter, maxHold)); until.After(p.holdUntil) {
+		p.holdUntil = until
+	}
 	p.lastAdjust = now
 	p.cur = max(p.cur*decreaseFactor, p.maxQPS*floorFraction)
 	p.minRate = min(p.minRate, p.cur)

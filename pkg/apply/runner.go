@@ -251,7 +251,7 @@ func (r *runner) apply(ctx context.Context, c Assigner, row plan.Row) Outcome {
 		o.Finished = time.Now()
 		if e.Throttled() {
 			r.throttled.Add(1)
-			r.pacer.Throttled()
+			r.pacer.Throttled(e.RetryAfter)
 		}
 		if e.MaybeApplied {
 			o.Lost = e.Code
@@ -272,7 +272,7 @@ func (r *runner) apply(ctx context.Context, c Assigner, row plan.Row) Outcome {
 		if o.Attempts >= r.cfg.MaxAttempts {
 			return o
 		}
-		if !sleep(ctx, r.backoff(o.Attempts, e)) {
+		if !sleepCtx(ctx, r.backoff(o.Attempts, e)) {
 			return o // stopped while waiting to retry: failed, not retried
 		}
 	}
@@ -340,7 +340,9 @@ func (r *runner) record(o Outcome) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleepCtx waits d, or until ctx is done; it reports whether ctx is still
+// live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}

@@ -231,8 +231,8 @@ func TestRunNeverExceedsRateInAnySecond(t *testing.T) {
 
 func TestPacerAdaptsToThrottling(t *testing.T) {
 	p := NewPacer(10)
-	p.Throttled()
-	p.Throttled()
+	p.Throttled(0)
+	p.Throttled(0)
 	if cur, low := p.Rates(); cur < 9.02 || cur > 9.03 || low != cur {
 		t.Fatalf("after two throttles: rate %v, lowest %v; want 10 × 0.95² = 9.025", cur, low)
 	}
@@ -244,7 +244,7 @@ func TestPacerAdaptsToThrottling(t *testing.T) {
 		t.Errorf("after 0.5s: rate %v, lowest %v; want about 9.525, lowest 9.025", cur, low)
 	}
 	for i := 0; i < 200; i++ {
-		p.Throttled()
+		p.Throttled(0)
 	}
 	if cur, _ := p.Rates(); cur != 0.5 {
 		t.Errorf("after many throttles: rate %v; want the floor 0.5", cur)
@@ -304,5 +304,25 @@ func TestBackoffIsCappedAndJittered(t *testing.T) {
 		if len(seen) < 5 {
 			t.Errorf("backoff(%d) took only %d values in 20 draws; want jitter", attempt, len(seen))
 		}
+	}
+}
+
+// x-acs-retry-after holds every send of the run, not just the row's retry.
+func TestPacerHoldsForRetryAfter(t *testing.T) {
+	for _, qps := range []float64{10, 0.5} { // with and without the ring
+		p := NewPacer(qps)
+		p.Throttled(300 * time.Millisecond)
+		start := time.Now()
+		if _, err := p.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d < 280*time.Millisecond {
+			t.Errorf("qps %v: sent %v after a 300ms retry-after", qps, d)
+		}
+	}
+	p := NewPacer(10)
+	p.Throttled(time.Hour)
+	if p.holdUntil.After(time.Now().Add(maxHold)) {
+		t.Errorf("a one-hour retry-after holds the run until %v; want at most %v", p.holdUntil, maxHold)
 	}
 }
