@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certalloc/certalloc/pkg/cas"
 	"github.com/certalloc/certalloc/pkg/casemu"
 	"github.com/certalloc/certalloc/pkg/cli"
 	"github.com/certalloc/certalloc/pkg/report"
@@ -353,4 +354,59 @@ func TestUnwritableOutputsSendNothing(t *testing.T) {
 	if n := emu.Stats().Requests; n != 0 {
 		t.Errorf("%d requests sent", n)
 	}
+}
+
+// Another client on the same account takes about half the quota: the
+// service throttles, certalloc slows the whole run (and honours the
+// retry-after the emulator sends), and every row still succeeds.
+func TestSharedQuota(t *testing.T) {
+	emu, url := startEmulator(t, casemu.Config{})
+	ep, _, err := cas.ParseEndpoint(url, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cas.StaticCredentials(cli.EmulatorKeyID, cli.EmulatorSecret, "", "competitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := cas.NewClients(cas.Config{Endpoint: ep, Credentials: creds}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	competitorDone := make(chan int)
+	go func() {
+		sent := 0
+		tick := time.NewTicker(200 * time.Millisecond) // 5 per second
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				competitorDone <- sent
+				return
+			case <-tick.C:
+				other[0].Assign(int64(900000+sent), 1, nil)
+				sent++
+			}
+		}
+	}()
+	dir := t.TempDir()
+	plan, want := writePlan(t, dir, 60)
+	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", "--summary", filepath.Join(dir, "s.json"), plan)
+	code := p.wait(t)
+	close(stop)
+	<-competitorDone
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+	for id, n := range want {
+		if a, _ := emu.State(id); a.CertTotalCount != n {
+			t.Errorf("Id %d: %+v", id, a)
+		}
+	}
+	out := p.stdout.String()
+	if !strings.Contains(out, "lowest pace") || emu.Stats().ByCode["Throttling.User"] == 0 {
+		t.Errorf("no throttling seen with half the quota taken:\n%s", out)
+	}
+	t.Logf("%s", out)
 }

@@ -233,15 +233,15 @@ func TestPacerAdaptsToThrottling(t *testing.T) {
 	p := NewPacer(10)
 	p.Throttled(0)
 	p.Throttled(0)
-	if cur, low := p.Rates(); cur < 9.02 || cur > 9.03 || low != cur {
-		t.Fatalf("after two throttles: rate %v, lowest %v; want 10 × 0.95² = 9.025", cur, low)
+	if cur, low := p.Rates(); cur < 9.40 || cur > 9.41 || low != cur {
+		t.Fatalf("after two throttles: rate %v, lowest %v; want 10 × 0.97² = 9.409", cur, low)
 	}
 	p.mu.Lock()
-	p.lastAdjust = time.Now().Add(-500 * time.Millisecond)
+	p.lastAdjust = time.Now().Add(-200 * time.Millisecond)
 	p.mu.Unlock()
 	p.recover()
-	if cur, low := p.Rates(); cur < 9.5 || cur > 9.6 || low > 9.03 {
-		t.Errorf("after 0.5s: rate %v, lowest %v; want about 9.525, lowest 9.025", cur, low)
+	if cur, low := p.Rates(); cur < 9.70 || cur > 9.75 || low > 9.41 {
+		t.Errorf("after 0.2s: rate %v, lowest %v; want about 9.709, lowest 9.409", cur, low)
 	}
 	for i := 0; i < 200; i++ {
 		p.Throttled(0)
