@@ -74,6 +74,8 @@ type applyOptions struct {
 	progressEvery time.Duration
 	term          *termWriter // stderr, shared by the logger and the bar
 	started       time.Time
+	ep            cas.Endpoint
+	epWarning     string
 	logFormat     string
 	logLevel      string
 }
@@ -142,6 +144,9 @@ func parseApply(args []string, dryRun bool, stderr io.Writer) (*applyOptions, *s
 	if err != nil {
 		return nil, nil, err
 	}
+	if o.epWarning != "" {
+		log.Warn(o.epWarning)
+	}
 	return &o, log, nil
 }
 
@@ -179,6 +184,10 @@ func (o *applyOptions) check() error {
 	case "auto", "always", "never":
 	default:
 		return usagef("--progress must be auto, always or never, got %q", o.progress)
+	}
+	var err error
+	if o.ep, o.epWarning, err = cas.ParseEndpoint(o.endpoint, o.insecure); err != nil {
+		return usageError{err.Error()}
 	}
 	if o.region != "" && !regionRE.MatchString(o.region) {
 		return usagef("--region %q: want a region id such as cn-hangzhou", o.region)
@@ -376,13 +385,8 @@ func reportOpenError(err error) error {
 }
 
 func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, stderr io.Writer) error {
-	ep, warn, err := cas.ParseEndpoint(o.endpoint, o.insecure)
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	if warn != "" {
-		log.Warn(warn)
-	}
+	ep := o.ep
+	var err error
 	var base baseline
 	if o.baselinePath != "" {
 		if base, err = readBaseline(o.baselinePath); err != nil {
