@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,13 +81,7 @@ type applyOptions struct {
 	logLevel      string
 }
 
-func (o *applyOptions) register(fs interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-	Float64Var(*float64, string, float64, string)
-	IntVar(*int, string, int, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-}) {
+func (o *applyOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.reportPath, "report", "", "report CSV `path` (default PLAN.report.csv beside the plan; PLAN.planned.csv for a dry run)")
 	fs.StringVar(&o.failuresPath, "failures", "", "failures CSV `path`, itself a plan of the rows not done (default PLAN.failures.csv)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "validate and price the plan; send nothing, need no credentials")
