@@ -80,15 +80,9 @@ func emuCmd(ts *testscript.TestScript, neg bool, args []string) {
 			}
 			switch k {
 			case "latency":
-				lo, hi, _ := strings.Cut(v, "-")
 				var err error
-				f.LatencyMin, err = time.ParseDuration(lo)
+				f.LatencyMin, f.LatencyMax, err = casemu.ParseLatency(v)
 				ts.Check(err)
-				f.LatencyMax = f.LatencyMin
-				if hi != "" {
-					f.LatencyMax, err = time.ParseDuration(hi)
-					ts.Check(err)
-				}
 			case "503":
 				f.Error503Rate = num()
 			case "500":
@@ -104,12 +98,9 @@ func emuCmd(ts *testscript.TestScript, neg bool, args []string) {
 			case "throttle":
 				f.ThrottleRate = num()
 			case "fail":
-				f.FailIDs = map[int64]bool{}
-				for _, s := range strings.Split(v, ",") {
-					id, err := strconv.ParseInt(s, 10, 64)
-					ts.Check(err)
-					f.FailIDs[id] = true
-				}
+				var err error
+				f.FailIDs, err = casemu.ParseIDs(v)
+				ts.Check(err)
 			default:
 				ts.Fatalf("unknown fault %q", k)
 			}

@@ -112,7 +112,7 @@ func readReport(t *testing.T, path string) []report.Row {
 	return rows
 }
 
-// waitForFile waits until path has at least n lines.
+// waitForLines waits until path has at least n lines.
 func waitForLines(t *testing.T, path string, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

@@ -3,7 +3,6 @@ package apply
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -174,12 +173,7 @@ func Run(ctx context.Context, rows []plan.Row, clients []Assigner, cfg Config, r
 				}
 			}
 			if err := report(o); err != nil {
-				stop(fmt.Errorf("%w: %v", ErrFatal, err))
-				r.mu.Lock()
-				if r.stats.Fatal == nil {
-					r.stats.Fatal = &cas.Error{Class: cas.Fatal, Code: "ReportWriteFailed", Message: err.Error()}
-				}
-				r.mu.Unlock()
+				r.fatal(&cas.Error{Class: cas.Fatal, Code: "ReportWriteFailed", Message: err.Error()})
 			}
 		}
 	}()
@@ -259,12 +253,7 @@ func (r *runner) apply(ctx context.Context, c Assigner, row plan.Row) Outcome {
 		}
 		switch e.Class {
 		case cas.Fatal:
-			r.mu.Lock()
-			if r.stats.Fatal == nil {
-				r.stats.Fatal = e
-			}
-			r.mu.Unlock()
-			r.stop(ErrFatal)
+			r.fatal(e)
 			return o
 		case cas.RowFinal:
 			return o
@@ -276,6 +265,16 @@ func (r *runner) apply(ctx context.Context, c Assigner, row plan.Row) Outcome {
 			return o // stopped while waiting to retry: failed, not retried
 		}
 	}
+}
+
+// fatal records the first run-fatal error and stops sending.
+func (r *runner) fatal(e *cas.Error) {
+	r.mu.Lock()
+	if r.stats.Fatal == nil {
+		r.stats.Fatal = e
+	}
+	r.mu.Unlock()
+	r.stop(ErrFatal)
 }
 
 // stopped is the outcome of a row the run stopped before it could finish.

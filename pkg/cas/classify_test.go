@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -75,20 +76,11 @@ func TestClassify(t *testing.T) {
 				t.Errorf("Classify(%s) = %v, %s, retry-after %v, maybe %v; want %v, %s, %v, %v",
 					tt.name, e.Class, e.Code, e.RetryAfter, e.MaybeApplied, tt.class, tt.code, tt.retryAfter, tt.maybe)
 			}
-			if contains(e.Error(), "secret") {
+			if strings.Contains(e.Error(), "secret") {
 				t.Errorf("Classify(%s).Error() = %q leaks the URL", tt.name, e.Error())
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 func TestParseEndpoint(t *testing.T) {
@@ -131,7 +123,7 @@ func TestRedact(t *testing.T) {
 		"Specified signature is not matched with our calculation. server string to sign is:POST&%2F&tok=en+1",
 	} {
 		got := c.Redact(in)
-		if contains(got, "s3cr") || contains(got, "tok") {
+		if strings.Contains(got, "s3cr") || strings.Contains(got, "tok") {
 			t.Errorf("Redact(%q) = %q; a secret is left", in, got)
 		}
 	}

@@ -2,6 +2,7 @@ package cas
 
 import (
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +77,7 @@ func TestAssignFailures(t *testing.T) {
 			if e == nil || e.Class != tt.class || e.Code != tt.code {
 				t.Fatalf("Assign = %v; want %v %s", e, tt.class, tt.code)
 			}
-			if contains(e.Error(), "sekret") || contains(e.Error(), "Signature=") {
+			if strings.Contains(e.Error(), "sekret") || strings.Contains(e.Error(), "Signature=") {
 				t.Errorf("error %q leaks", e.Error())
 			}
 		})
@@ -92,7 +93,7 @@ func TestSTSTokenNeverInErrors(t *testing.T) {
 	if e == nil || e.Code != "SignatureDoesNotMatch" {
 		t.Fatalf("Assign = %v", e)
 	}
-	if contains(e.Error(), "sts-token") || contains(e.Error(), "wrong") {
+	if strings.Contains(e.Error(), "sts-token") || strings.Contains(e.Error(), "wrong") {
 		t.Errorf("error %q leaks the token or secret", e.Error())
 	}
 }

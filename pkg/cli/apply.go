@@ -496,7 +496,7 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 	}
 	ferr := report.WriteFailures(o.failuresPath, failureRows(notDone), o.private)
 
-	sum := newSummary(o, stats, len(rows), skipped, len(unchanged), ctx)
+	sum := newSummary(ctx, o, stats, len(rows), skipped, len(unchanged))
 	sum.print(stdout)
 	if ferr != nil {
 		log.Error("could not write the failures file", "error", ferr)

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/certalloc/certalloc/pkg/casemu"
@@ -157,26 +155,15 @@ func (o *emulatorOptions) faults() (casemu.Faults, error) {
 		}
 	}
 	if o.latency != "" {
-		lo, hi, _ := strings.Cut(o.latency, "-")
 		var err error
-		if f.LatencyMin, err = time.ParseDuration(lo); err != nil {
-			return f, usagef("--latency %q: %v", o.latency, err)
-		}
-		f.LatencyMax = f.LatencyMin
-		if hi != "" {
-			if f.LatencyMax, err = time.ParseDuration(hi); err != nil || f.LatencyMax < f.LatencyMin {
-				return f, usagef("--latency %q: want MIN-MAX with MIN <= MAX", o.latency)
-			}
+		if f.LatencyMin, f.LatencyMax, err = casemu.ParseLatency(o.latency); err != nil {
+			return f, usagef("--%v", err)
 		}
 	}
 	if o.failIDs != "" {
-		f.FailIDs = map[int64]bool{}
-		for _, s := range strings.Split(o.failIDs, ",") {
-			id, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-			if err != nil {
-				return f, usagef("--fail-ids: %q is not an Id", s)
-			}
-			f.FailIDs[id] = true
+		var err error
+		if f.FailIDs, err = casemu.ParseIDs(o.failIDs); err != nil {
+			return f, usagef("--fail-ids: %v", err)
 		}
 	}
 	return f, nil

@@ -46,11 +46,11 @@ type summary struct {
 	StartedAt    string  `json:"started_at"`
 	FinishedAt   string  `json:"finished_at"`
 
-	start, end time.Time
-	signal     *SignalError
+	end    time.Time
+	signal *SignalError
 }
 
-func newSummary(o *applyOptions, st apply.Stats, planRows, skipped, unchanged int, ctx context.Context) *summary {
+func newSummary(ctx context.Context, o *applyOptions, st apply.Stats, planRows, skipped, unchanged int) *summary {
 	s := &summary{
 		Plan: o.planPath, Report: o.reportPath, Failures: o.failuresPath,
 		PlanRows: planRows, Skipped: skipped, Unchanged: unchanged,
@@ -62,7 +62,7 @@ func newSummary(o *applyOptions, st apply.Stats, planRows, skipped, unchanged in
 		MinRate:      st.MinRate,
 		LatencyP50Ms: ms(st.LatencyP50), LatencyP95Ms: ms(st.LatencyP95), LatencyMaxMs: ms(st.LatencyMax),
 		StartedAt: st.Start.UTC().Format(time.RFC3339), FinishedAt: st.End.UTC().Format(time.RFC3339),
-		start: st.Start, end: st.End,
+		end: st.End,
 	}
 	if s.ElapsedSec > 0 {
 		s.RowRate = float64(st.Succeeded) / s.ElapsedSec

@@ -9,6 +9,7 @@
 package report
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"errors"
@@ -270,16 +271,22 @@ func ReadFile(path string, fn func(Row) error) error {
 func ReadFrom(r io.Reader, name string, fn func(Row) error) error {
 	// gocsv maps columns by header name and ignores unknown ones, so a
 	// report from a later version with more columns still reads.
-	br := &peekReader{r: r}
-	head, err := br.firstLine()
-	if err != nil {
+	br := bufio.NewReaderSize(r, maxLineBytes)
+	head, err := br.ReadSlice('\n')
+	switch {
+	case err == bufio.ErrBufferFull:
+		return fmt.Errorf("report %s: header line too long", name)
+	case err == io.EOF && len(head) == 0:
+		return fmt.Errorf("report %s: empty file", name)
+	case err != nil && err != io.EOF:
 		return fmt.Errorf("report %s: %w", name, err)
 	}
+	head = append([]byte(nil), head...) // ReadSlice's bytes are only lent
 	hdr, err := csv.NewReader(bytes.NewReader(head)).Read()
 	if err != nil || !hasColumns(hdr, "Line", "Id", "CertTotalCount", "Status") {
 		return fmt.Errorf("report %s: not a certalloc report (want a header with Line, Id, CertTotalCount and Status)", name)
 	}
-	body := csvguard.NewReader(io.MultiReader(bytes.NewReader(head), br.r), maxLineBytes)
+	body := csvguard.NewReader(io.MultiReader(bytes.NewReader(head), br), maxLineBytes)
 	err = gocsv.UnmarshalToCallbackWithError(body, func(row Row) error {
 		if fn == nil {
 			return nil
@@ -313,33 +320,6 @@ func hasColumns(hdr []string, want ...string) bool {
 	return true
 }
 
-// peekReader reads the header line off r without losing what follows.
-type peekReader struct{ r io.Reader }
-
-func (p *peekReader) firstLine() ([]byte, error) {
-	var line []byte
-	b := make([]byte, 1)
-	for len(line) < maxLineBytes {
-		n, err := p.r.Read(b)
-		if n == 1 {
-			line = append(line, b[0])
-			if b[0] == '\n' {
-				return line, nil
-			}
-		}
-		if err == io.EOF {
-			if len(line) == 0 {
-				return nil, errors.New("empty file")
-			}
-			return line, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return nil, errors.New("header line too long")
-}
-
 // FailureRow is one line of the failures file: a plan row.
 type FailureRow struct {
 	ID             int64 `csv:"Id"`
@@ -351,11 +331,7 @@ type FailureRow struct {
 // replaced, never followed, and readers never see half a file.
 func WriteFailures(path string, rows []FailureRow, private bool) error {
 	return WriteAtomic(path, private, func(w io.Writer) error {
-		if len(rows) == 0 {
-			_, err := io.WriteString(w, "Id,CertTotalCount\n")
-			return err
-		}
-		return gocsv.Marshal(rows, w)
+		return gocsv.Marshal(rows, w) // the header alone for no rows
 	})
 }
 

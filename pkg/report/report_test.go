@@ -83,17 +83,11 @@ func TestOpenLocks(t *testing.T) {
 }
 
 func TestOpenRefusesSymlink(t *testing.T) {
-	dir := t.TempDir()
-	victim := filepath.Join(dir, "victim")
-	os.WriteFile(victim, []byte("keep me"), 0o644)
-	link := filepath.Join(dir, "r.csv")
-	os.Symlink(victim, link)
+	link, victimIntact := symlinkToVictim(t)
 	if _, err := Open(link, Options{}); err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Fatalf("Open(symlink) = %v; want a refusal", err)
 	}
-	if b, _ := os.ReadFile(victim); string(b) != "keep me" {
-		t.Errorf("victim = %q", b)
-	}
+	victimIntact()
 }
 
 func TestPermissions(t *testing.T) {
@@ -177,17 +171,11 @@ func TestReadRejectsHugeLines(t *testing.T) {
 // The failures file is replaced by rename: a symlink left at its path is
 // replaced, and the file it pointed to is untouched.
 func TestWriteFailuresReplacesSymlink(t *testing.T) {
-	dir := t.TempDir()
-	victim := filepath.Join(dir, "victim")
-	os.WriteFile(victim, []byte("keep me"), 0o644)
-	link := filepath.Join(dir, "f.csv")
-	os.Symlink(victim, link)
+	link, victimIntact := symlinkToVictim(t)
 	if err := WriteFailures(link, []FailureRow{{1, 1}}, false); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(victim); string(b) != "keep me" {
-		t.Errorf("victim = %q", b)
-	}
+	victimIntact()
 	if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink != 0 {
 		t.Errorf("%s is still a symlink", link)
 	}
@@ -220,6 +208,23 @@ func BenchmarkWriteRowPerWrite(b *testing.B) {
 	for b.Loop() {
 		if err := w.Write(r); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// symlinkToVictim leaves a symlink where an output goes, pointing at a file
+// certalloc must not touch; the func checks it was not.
+func symlinkToVictim(t *testing.T) (link string, victimIntact func()) {
+	t.Helper()
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("keep me"), 0o644)
+	link = filepath.Join(dir, "out.csv")
+	os.Symlink(victim, link)
+	return link, func() {
+		t.Helper()
+		if b, _ := os.ReadFile(victim); string(b) != "keep me" {
+			t.Errorf("the symlink's target was changed: %q", b)
 		}
 	}
 }
