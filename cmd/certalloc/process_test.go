@@ -385,7 +385,7 @@ func TestSharedQuota(t *testing.T) {
 				competitorDone <- sent
 				return
 			case <-tick.C:
-				other[0].Assign(int64(900000+sent), 1, nil)
+				other[0].Assign(cas.Request{ID: int64(900000 + sent), CertTotalCount: 1}, nil)
 				sent++
 			}
 		}

@@ -21,7 +21,7 @@ import (
 // onWire when the request is about to go on the wire, after connection
 // set-up, so that the pacer measures its window where the service does.
 type Assigner interface {
-	Assign(id int64, certTotalCount int32, onWire func()) (cas.Result, *cas.Error)
+	Assign(r cas.Request, onWire func()) (cas.Result, *cas.Error)
 }
 
 // Defaults for Config.
@@ -229,7 +229,7 @@ func (r *runner) apply(ctx context.Context, c Assigner, row plan.Row) Outcome {
 			return r.stopped(ctx, o)
 		}
 		start := time.Now()
-		res, e := c.Assign(row.ID, row.CertTotalCount, sent)
+		res, e := c.Assign(cas.Request{ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier}, sent)
 		o.Latency = time.Since(start)
 		o.Attempts++
 		r.sent(start, o.Latency)

@@ -30,7 +30,8 @@ type sharedState struct {
 	maxIn    int
 }
 
-func (f *fake) Assign(id int64, n int32, onWire func()) (cas.Result, *cas.Error) {
+func (f *fake) Assign(r cas.Request, onWire func()) (cas.Result, *cas.Error) {
+	id, n := r.ID, r.CertTotalCount
 	onWire()
 	now := time.Now()
 	if !f.busy.CompareAndSwap(false, true) {

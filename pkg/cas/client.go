@@ -89,6 +89,14 @@ type Config struct {
 	UserAgent      string
 }
 
+// Request is one AssignCertificateCount call's business parameters.
+type Request struct {
+	ID             int64
+	CertTotalCount int32
+	// CaIdentifier is optional (since October 2026); empty sends nothing.
+	CaIdentifier string
+}
+
 // Result is a successful answer.
 type Result struct {
 	RequestID                string `json:"RequestId"`
@@ -148,7 +156,7 @@ func NewClients(cfg Config, n int) ([]*Client, error) {
 // is about to be written, after any dial and TLS handshake: the moment the
 // service's rate limit will count. It is not called if no connection is
 // made.
-func (c *Client) Assign(id int64, certTotalCount int32, onWire func()) (Result, *Error) {
+func (c *Client) Assign(r Request, onWire func()) (Result, *Error) {
 	c.rt.onWire = onWire
 	defer func() { c.rt.onWire = nil }()
 
@@ -159,8 +167,11 @@ func (c *Client) Assign(id int64, certTotalCount int32, onWire func()) (Result, 
 	req.Product = Product
 	req.Version = APIVersion
 	req.ApiName = ActionName
-	req.QueryParams["Id"] = strconv.FormatInt(id, 10)
-	req.QueryParams["CertTotalCount"] = strconv.FormatInt(int64(certTotalCount), 10)
+	req.QueryParams["Id"] = strconv.FormatInt(r.ID, 10)
+	req.QueryParams["CertTotalCount"] = strconv.FormatInt(int64(r.CertTotalCount), 10)
+	if r.CaIdentifier != "" {
+		req.QueryParams["CaIdentifier"] = r.CaIdentifier
+	}
 	req.SetReadTimeout(c.cfg.Timeout)
 	req.SetConnectTimeout(c.cfg.ConnectTimeout)
 
@@ -170,12 +181,12 @@ func (c *Client) Assign(id int64, certTotalCount int32, onWire func()) (Result, 
 		e.Message = c.creds.Redact(e.Message)
 		return Result{}, e
 	}
-	var r Result
-	if err := json.Unmarshal(resp.GetHttpContentBytes(), &r); err != nil || r.RequestID == "" {
+	var res Result
+	if err := json.Unmarshal(resp.GetHttpContentBytes(), &res); err != nil || res.RequestID == "" {
 		return Result{}, &Error{Class: Retryable, Code: CodeBadResponse, HTTPStatus: resp.GetHttpStatus(),
 			Message: "the answer is not the documented JSON", MaybeApplied: true}
 	}
-	return r, nil
+	return res, nil
 }
 
 // roundTripper hides the shared *http.Transport from the SDK: given one,

@@ -42,7 +42,7 @@ func TestAssignThroughTheSDK(t *testing.T) {
 	s, ep := emulator(t, casemu.Config{RateLimit: -1})
 	for _, tc := range []struct{ id, secret, token string }{{"AKID", "sekret", ""}, {"STSID", "sts-sekret", "sts-token-value"}} {
 		c := clients(t, ep, tc.id, tc.secret, tc.token, 1, time.Second)[0]
-		r, e := c.Assign(33285, 5, nil)
+		r, e := c.Assign(Request{ID: 33285, CertTotalCount: 5}, nil)
 		if e != nil {
 			t.Fatalf("Assign with %s: %v", tc.id, e)
 		}
@@ -73,7 +73,7 @@ func TestAssignFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ep := emulator(t, casemu.Config{RateLimit: -1, Faults: tt.faults})
 			c := clients(t, ep, "AKID", tt.secret, "", 1, 300*time.Millisecond)[0]
-			_, e := c.Assign(1, 1, nil)
+			_, e := c.Assign(Request{ID: 1, CertTotalCount: 1}, nil)
 			if e == nil || e.Class != tt.class || e.Code != tt.code {
 				t.Fatalf("Assign = %v; want %v %s", e, tt.class, tt.code)
 			}
@@ -89,7 +89,7 @@ func TestSTSTokenNeverInErrors(t *testing.T) {
 	// A wrong secret makes the service echo its string to sign, which
 	// holds the token.
 	c := clients(t, ep, "STSID", "wrong", "sts-token-value", 1, time.Second)[0]
-	_, e := c.Assign(1, 1, nil)
+	_, e := c.Assign(Request{ID: 1, CertTotalCount: 1}, nil)
 	if e == nil || e.Code != "SignatureDoesNotMatch" {
 		t.Fatalf("Assign = %v", e)
 	}
@@ -109,7 +109,7 @@ func TestClientsRaceFree(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 10; j++ {
-				if _, e := c.Assign(int64(i*100+j+1), 1, nil); e != nil {
+				if _, e := c.Assign(Request{ID: int64(i*100 + j + 1), CertTotalCount: 1}, nil); e != nil {
 					t.Errorf("Assign: %v", e)
 				}
 			}
@@ -149,14 +149,14 @@ func TestAssignCallsOnWireOnce(t *testing.T) {
 	c := clients(t, ep, "AKID", "sekret", "", 1, time.Second)[0]
 	for i := 0; i < 3; i++ {
 		calls := 0
-		if _, e := c.Assign(int64(i+1), 1, func() { calls++ }); e != nil || calls != 1 {
+		if _, e := c.Assign(Request{ID: int64(i + 1), CertTotalCount: 1}, func() { calls++ }); e != nil || calls != 1 {
 			t.Errorf("Assign: %v, onWire called %d times; want once", e, calls)
 		}
 	}
 	refused, _, _ := ParseEndpoint("http://127.0.0.1:1", false)
 	c = clients(t, refused, "AKID", "sekret", "", 1, time.Second)[0]
 	calls := 0
-	if _, e := c.Assign(1, 1, func() { calls++ }); e == nil || e.Code != CodeConnectionRefused || calls != 0 {
+	if _, e := c.Assign(Request{ID: 1, CertTotalCount: 1}, func() { calls++ }); e == nil || e.Code != CodeConnectionRefused || calls != 0 {
 		t.Errorf("Assign to nothing: %v, onWire called %d times; want ConnectionRefused and no call", e, calls)
 	}
 }

@@ -351,7 +351,7 @@ func dryRunPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout i
 				return nil
 			}
 		}
-		return w.Write(report.Row{Line: r.Line, ID: r.ID, CertTotalCount: r.CertTotalCount, Status: report.Planned})
+		return w.Write(report.Row{Line: r.Line, ID: r.ID, CertTotalCount: r.CertTotalCount, CaIdentifier: r.CaIdentifier, Status: report.Planned})
 	})
 	if cerr := w.Close(); err == nil && cerr != nil {
 		err = exitError{ExitFatal, cerr}
@@ -440,7 +440,7 @@ func applyPlan(ctx context.Context, o *applyOptions, log *slog.Logger, stdout, s
 	now := time.Now().UTC().Format(time.RFC3339)
 	for _, r := range unchanged {
 		// Carried forward so that this report can be tomorrow's baseline.
-		if err := w.Write(report.Row{Line: r.Line, ID: r.ID, CertTotalCount: r.CertTotalCount, Status: report.Succeeded,
+		if err := w.Write(report.Row{Line: r.Line, ID: r.ID, CertTotalCount: r.CertTotalCount, CaIdentifier: r.CaIdentifier, Status: report.Succeeded,
 			ErrorMessage: "unchanged since baseline " + o.baselinePath + "; not sent", FinishedAt: now}); err != nil {
 			return exitError{ExitFatal, err}
 		}
@@ -543,7 +543,7 @@ func selectRows(rows []plan.Row, done map[int64]int32, base baseline) (todo []pl
 
 func reportRow(o apply.Outcome) report.Row {
 	r := report.Row{
-		Line: o.Row.Line, ID: o.Row.ID, CertTotalCount: o.Row.CertTotalCount,
+		Line: o.Row.Line, ID: o.Row.ID, CertTotalCount: o.Row.CertTotalCount, CaIdentifier: o.Row.CaIdentifier,
 		Status: report.Failed, Attempts: o.Attempts, LatencyMs: o.Latency.Milliseconds(),
 		FinishedAt: o.Finished.UTC().Format(time.RFC3339),
 	}

@@ -37,6 +37,9 @@ type Row struct {
 	Line           int
 	ID             int64
 	CertTotalCount int32
+	// CaIdentifier is the optional CA certificate identifier; empty when
+	// the plan has no such column or the cell is empty.
+	CaIdentifier string
 }
 
 // Error is one problem found in a plan.

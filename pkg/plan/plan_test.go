@@ -26,15 +26,15 @@ func TestReadValid(t *testing.T) {
 		want []Row
 		sum  int64
 	}{
-		{"plain", "Id,CertTotalCount\n33285,5\n2,0\n", []Row{{2, 33285, 5}, {3, 2, 0}}, 5},
-		{"any case and order, extra columns", "note,certtotalcount,ID\nx,7,9\n", []Row{{2, 9, 7}}, 7},
-		{"BOM and CRLF", "\uFEFFId,CertTotalCount\r\n1,2\r\n", []Row{{2, 1, 2}}, 2},
-		{"blank lines keep physical numbers", "Id,CertTotalCount\n\n1,2\n\n\n3,4\n", []Row{{3, 1, 2}, {6, 3, 4}}, 6},
-		{"quoted fields and a quoted newline", "Id,CertTotalCount,Note\n\"1\",\"2\",\"a\nb\"\n3,4,c\n", []Row{{2, 1, 2}, {4, 3, 4}}, 6},
-		{"spaces around values", "Id , CertTotalCount\n 1 , 2 \n", []Row{{2, 1, 2}}, 2},
-		{"max values", "Id,CertTotalCount\n9223372036854775807,2147483647\n", []Row{{2, 9223372036854775807, 2147483647}}, 2147483647},
+		{"plain", "Id,CertTotalCount\n33285,5\n2,0\n", []Row{{Line: 2, ID: 33285, CertTotalCount: 5}, {Line: 3, ID: 2, CertTotalCount: 0}}, 5},
+		{"any case and order, extra columns", "note,certtotalcount,ID\nx,7,9\n", []Row{{Line: 2, ID: 9, CertTotalCount: 7}}, 7},
+		{"BOM and CRLF", "\uFEFFId,CertTotalCount\r\n1,2\r\n", []Row{{Line: 2, ID: 1, CertTotalCount: 2}}, 2},
+		{"blank lines keep physical numbers", "Id,CertTotalCount\n\n1,2\n\n\n3,4\n", []Row{{Line: 3, ID: 1, CertTotalCount: 2}, {Line: 6, ID: 3, CertTotalCount: 4}}, 6},
+		{"quoted fields and a quoted newline", "Id,CertTotalCount,Note\n\"1\",\"2\",\"a\nb\"\n3,4,c\n", []Row{{Line: 2, ID: 1, CertTotalCount: 2}, {Line: 4, ID: 3, CertTotalCount: 4}}, 6},
+		{"spaces around values", "Id , CertTotalCount\n 1 , 2 \n", []Row{{Line: 2, ID: 1, CertTotalCount: 2}}, 2},
+		{"max values", "Id,CertTotalCount\n9223372036854775807,2147483647\n", []Row{{Line: 2, ID: 9223372036854775807, CertTotalCount: 2147483647}}, 2147483647},
 		{"header only", "Id,CertTotalCount\n", nil, 0},
-		{"no final newline", "Id,CertTotalCount\n1,2", []Row{{2, 1, 2}}, 2},
+		{"no final newline", "Id,CertTotalCount\n1,2", []Row{{Line: 2, ID: 1, CertTotalCount: 2}}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -46,11 +46,14 @@ type Row struct {
 	ErrorMessage             string `csv:"ErrorMessage"`
 	LatencyMs                int64  `csv:"LatencyMs"`
 	FinishedAt               string `csv:"FinishedAt"`
+	// CaIdentifier came later than the other columns, so it is last: a
+	// script that reads the report by position keeps working.
+	CaIdentifier string `csv:"CaIdentifier"`
 }
 
 // Header is the report's header row.
 var Header = []string{"Line", "Id", "CertTotalCount", "Status", "Attempts", "RequestId", "CertCount",
-	"CurrentYearFreeCertCount", "ErrorCode", "ErrorMessage", "LatencyMs", "FinishedAt"}
+	"CurrentYearFreeCertCount", "ErrorCode", "ErrorMessage", "LatencyMs", "FinishedAt", "CaIdentifier"}
 
 // record renders r in Header order. It is hand-written, not gocsv, because
 // it runs once per row on the hot path of a million-row dry run; a test
@@ -69,7 +72,7 @@ func (r *Row) record(rec []string) []string {
 	return append(rec[:0],
 		strconv.Itoa(r.Line), strconv.FormatInt(r.ID, 10), strconv.FormatInt(int64(r.CertTotalCount), 10),
 		r.Status, strconv.Itoa(r.Attempts), r.RequestID, opt(r.CertCount), opt(r.CurrentYearFreeCertCount),
-		r.ErrorCode, r.ErrorMessage, latency, r.FinishedAt)
+		r.ErrorCode, r.ErrorMessage, latency, r.FinishedAt, r.CaIdentifier)
 }
 
 // maxLineBytes bounds a report line read back: a row is a few hundred
