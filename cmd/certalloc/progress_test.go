@@ -111,7 +111,7 @@ func TestProgressLogLinesWithoutATerminal(t *testing.T) {
 	if strings.Contains(errOut, "\r") || strings.Contains(errOut, "|") {
 		t.Errorf("a bar was drawn without a terminal:\n%q", errOut)
 	}
-	lines := regexp.MustCompile(`level=INFO msg=progress done=(\d+) total=25 succeeded=\d+ failed=0 rows_per_second=[\d.]+ eta=\d+s`).FindAllStringSubmatch(errOut, -1)
+	lines := regexp.MustCompile(`level=INFO msg=progress done=(\d+) total=25 succeeded=\d+ failed=0 rows_per_second=[\d.]+ eta_seconds=\d+`).FindAllStringSubmatch(errOut, -1)
 	if len(lines) < 1 {
 		t.Errorf("no progress lines in:\n%s", errOut)
 	}

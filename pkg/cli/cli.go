@@ -12,34 +12,29 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
-	"syscall"
+
+	"github.com/certalloc/certalloc/pkg/job"
 )
 
 // Exit codes, documented in the README for the scripts and cron jobs that
-// call certalloc. This is the only place they are decided.
+// call certalloc. A run's own code is decided by the job (its metrics
+// record it); this file maps every other error to one.
 const (
-	ExitOK          = 0   // every row succeeded (dry run: the plan is valid)
-	ExitFatal       = 1   // stopped by a run-fatal error or the failure limit
-	ExitUsage       = 2   // bad flags or an invalid plan; nothing was sent
-	ExitPartial     = 3   // finished, but some rows failed or the deadline cut the run
-	ExitLocked      = 4   // another run holds the report; nothing was sent
-	ExitInterrupted = 130 // SIGINT
-	ExitTerminated  = 143 // SIGTERM
+	ExitOK          = job.ExitOK
+	ExitFatal       = job.ExitFatal
+	ExitUsage       = job.ExitUsage
+	ExitPartial     = job.ExitPartial
+	ExitLocked      = job.ExitLocked
+	ExitInterrupted = job.ExitInterrupted
+	ExitTerminated  = job.ExitTerminated
 )
 
-// SignalError is the cancellation cause main gives the context on SIGINT
-// or SIGTERM.
-type SignalError struct{ Signal os.Signal }
-
-func (e SignalError) Error() string { return "interrupted by " + e.Signal.String() }
+// SignalError is the cancellation cause main gives the context when a
+// signal asks the run to stop.
+type SignalError = job.Interrupted
 
 // ExitCodeFor maps a signal to its conventional exit code.
-func ExitCodeFor(sig os.Signal) int {
-	if sig == syscall.SIGTERM {
-		return ExitTerminated
-	}
-	return ExitInterrupted
-}
+func ExitCodeFor(sig os.Signal) int { return job.Interrupted{Signal: sig}.ExitCode() }
 
 // usageError is a problem with the command line.
 type usageError struct{ msg string }
@@ -47,15 +42,6 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
-// exitError carries an exit code decided deep in a command.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e exitError) Error() string { return e.err.Error() }
-func (e exitError) Unwrap() error { return e.err }
 
 // Version is set by the linker in release builds; otherwise the module
 // version from the build info is used.
@@ -125,8 +111,7 @@ func checkArgs(args []string, stderr io.Writer) error {
 		_, _, err := parseEmulator(args[1:], stderr)
 		return err
 	case "bench":
-		fs, _, _ := benchFlags(stderr)
-		_, err := parseFlags(fs, args[1:])
+		_, err := parseBench(args[1:], stderr)
 		return err
 	case "version", "help":
 		return nil
@@ -138,27 +123,29 @@ func checkArgs(args []string, stderr io.Writer) error {
 func exitCode(err error, stderr io.Writer) int {
 	var (
 		ue usageError
-		ee exitError
+		ie *job.InputError
+		re *job.RunError
 		se SignalError
 	)
+	code := ExitFatal
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.Is(err, flag.ErrHelp):
 		return ExitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "certalloc: %v\n", err)
-		return ExitUsage
-	case errors.As(err, &ee):
-		if ee.err != nil && ee.err.Error() != "" {
-			fmt.Fprintf(stderr, "certalloc: %v\n", ee.err)
-		}
-		return ee.code
+	case errors.As(err, &ue), errors.As(err, &ie):
+		code = ExitUsage
+	case errors.Is(err, job.ErrLocked):
+		code = ExitLocked
+	case errors.As(err, &re):
+		code = re.Code
 	case errors.As(err, &se):
-		return ExitCodeFor(se.Signal)
+		return se.ExitCode()
 	}
-	fmt.Fprintf(stderr, "certalloc: %v\n", err)
-	return ExitFatal
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(stderr, "certalloc: %v\n", msg)
+	}
+	return code
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting and

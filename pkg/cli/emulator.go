@@ -13,11 +13,10 @@ import (
 	"github.com/certalloc/certalloc/pkg/casemu"
 )
 
-// The emulator's default key. It is not a secret: it opens nothing but
-// the emulator, and the README and 'make demo' use it.
+// The emulator's default key, for tests and scripts that name it.
 const (
-	EmulatorKeyID  = "LTAI5tEmuLatorKey0000000"
-	EmulatorSecret = "emulator-secret-not-a-real-key"
+	EmulatorKeyID  = casemu.DemoKeyID
+	EmulatorSecret = casemu.DemoSecret
 )
 
 const emulatorUsage = `
@@ -103,7 +102,7 @@ func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdou
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return exitError{ExitFatal, fmt.Errorf("emulator: %v", err)}
+		return fmt.Errorf("emulator: %v", err)
 	}
 	url := "http://" + ln.Addr().String()
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
@@ -124,17 +123,17 @@ func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdou
 		// reads half an address.
 		tmp := o.addrFile + ".tmp"
 		if err := os.WriteFile(tmp, []byte(url+"\n"), 0o644); err != nil {
-			return exitError{ExitFatal, fmt.Errorf("emulator: %v", err)}
+			return fmt.Errorf("emulator: %v", err)
 		}
 		if err := os.Rename(tmp, o.addrFile); err != nil {
-			return exitError{ExitFatal, fmt.Errorf("emulator: %v", err)}
+			return fmt.Errorf("emulator: %v", err)
 		}
 	}
 
 	select {
 	case <-ctx.Done():
 	case err := <-served:
-		return exitError{ExitFatal, fmt.Errorf("emulator: %v", err)}
+		return fmt.Errorf("emulator: %v", err)
 	}
 	shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -142,7 +141,7 @@ func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdou
 	st := emu.Stats()
 	fmt.Fprintf(stdout, "emulator: %d requests, %d applied, most in one second %d, answers by code %v\n", st.Requests, st.Applied, st.MaxInWindow, st.ByCode)
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return exitError{ExitFatal, err}
+		return err
 	}
 	return nil
 }

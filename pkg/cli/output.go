@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -55,8 +56,12 @@ func stderrTTY(w io.Writer) bool {
 }
 
 // progress shows how a run is going: a live bar on a terminal, a log line
-// every interval otherwise (cron mails and CI logs stay short).
+// every interval otherwise (cron mails and CI logs stay short). It is the
+// job's Progress.
 type progress struct {
+	mode     string
+	tty      bool
+	interval time.Duration
 	term     *termWriter
 	bar      *progressbar.ProgressBar
 	log      *slog.Logger
@@ -68,9 +73,15 @@ type progress struct {
 	wg       sync.WaitGroup
 }
 
-func newProgress(mode string, tty bool, interval time.Duration, term *termWriter, log *slog.Logger, total int) *progress {
-	p := &progress{term: term, log: log, total: total, start: time.Now()}
-	if mode == "always" || mode == "auto" && tty {
+func newProgress(mode string, tty bool, interval time.Duration, term *termWriter, log *slog.Logger) *progress {
+	return &progress{mode: mode, tty: tty, interval: interval, term: term, log: log}
+}
+
+// Start shows the bar, or starts the periodic log line, for total rows.
+func (p *progress) Start(total int) {
+	p.total, p.start = total, time.Now()
+	term := p.term
+	if p.mode == "always" || p.mode == "auto" && p.tty {
 		p.bar = progressbar.NewOptions(total,
 			progressbar.OptionSetWriter(term.w),
 			progressbar.OptionSetDescription("0 ok, 0 failed"),
@@ -86,16 +97,16 @@ func newProgress(mode string, tty bool, interval time.Duration, term *termWriter
 		term.mu.Lock()
 		term.clear = func() { p.bar.Clear() }
 		term.mu.Unlock()
-		return p
+		return
 	}
-	if mode == "never" || total == 0 {
-		return p
+	if p.mode == "never" || total == 0 {
+		return
 	}
 	p.stop = make(chan struct{})
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		t := time.NewTicker(interval)
+		t := time.NewTicker(p.interval)
 		defer t.Stop()
 		for {
 			select {
@@ -106,10 +117,10 @@ func newProgress(mode string, tty bool, interval time.Duration, term *termWriter
 			}
 		}
 	}()
-	return p
 }
 
-func (p *progress) add(o apply.Outcome) {
+// Add counts one finished row.
+func (p *progress) Add(o apply.Outcome) {
 	p.term.mu.Lock()
 	defer p.term.mu.Unlock()
 	p.done++
@@ -134,15 +145,18 @@ func (p *progress) logLine() {
 	done, ok, fail, total := p.done, p.ok, p.fail, p.total
 	elapsed := time.Since(p.start)
 	p.term.mu.Unlock()
-	rate := float64(done) / elapsed.Seconds()
-	attrs := []any{"done", done, "total", total, "succeeded", ok, "failed", fail, "rows_per_second", fmt.Sprintf("%.2f", rate)}
+	// Numbers with their unit in the key, so a JSON log is read by
+	// machines without guessing (slog would print a Duration as ns).
+	rate := math.Round(float64(done)/elapsed.Seconds()*100) / 100
+	attrs := []any{"done", done, "total", total, "succeeded", ok, "failed", fail, "rows_per_second", rate}
 	if rate > 0 {
-		attrs = append(attrs, "eta", time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second))
+		attrs = append(attrs, "eta_seconds", math.Round(float64(total-done)/rate))
 	}
 	p.log.Info("progress", attrs...)
 }
 
-func (p *progress) finish() {
+// Finish stops the log line and completes the bar.
+func (p *progress) Finish() {
 	if p.stop != nil {
 		close(p.stop)
 		p.wg.Wait()

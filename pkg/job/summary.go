@@ -1,4 +1,4 @@
-package cli
+package job
 
 import (
 	"context"
@@ -9,15 +9,44 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/certalloc/certalloc/pkg/apply"
 	"github.com/certalloc/certalloc/pkg/report"
 )
 
-// summary is the end-of-run account, the same numbers for people (print),
-// machines (writeJSON) and monitoring (writeMetrics).
-type summary struct {
+// Exit codes of a run, documented in the README for the scripts and cron
+// jobs that call certalloc. The metrics record them too, which is why they
+// are decided here and not only by the command line.
+const (
+	ExitOK          = 0   // every row succeeded (dry run: the plan is valid)
+	ExitFatal       = 1   // stopped by a run-fatal error or the failure limit
+	ExitUsage       = 2   // bad flags or an invalid plan; nothing was sent
+	ExitPartial     = 3   // finished, but some rows failed or the deadline cut the run
+	ExitLocked      = 4   // another run holds the report; nothing was sent
+	ExitInterrupted = 130 // SIGINT
+	ExitTerminated  = 143 // SIGTERM
+)
+
+// Interrupted is the cancellation cause the caller gives the job's context
+// when a signal asks it to stop.
+type Interrupted struct{ Signal os.Signal }
+
+func (e Interrupted) Error() string { return "interrupted by " + e.Signal.String() }
+
+// ExitCode is the shell's convention for the signal: 128 + its number
+// (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+func (e Interrupted) ExitCode() int {
+	if s, ok := e.Signal.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return ExitInterrupted
+}
+
+// Summary is the end-of-run account: the same numbers for people, for
+// machines (the JSON summary) and for monitoring (the metrics).
+type Summary struct {
 	Plan         string  `json:"plan"`
 	Report       string  `json:"report"`
 	Failures     string  `json:"failures"`
@@ -46,19 +75,18 @@ type summary struct {
 	StartedAt    string  `json:"started_at"`
 	FinishedAt   string  `json:"finished_at"`
 
-	end    time.Time
-	signal *SignalError
+	end time.Time
 }
 
-func newSummary(ctx context.Context, o *applyOptions, st apply.Stats, planRows, skipped, unchanged int) *summary {
-	s := &summary{
-		Plan: o.planPath, Report: o.reportPath, Failures: o.failuresPath,
+func newSummary(ctx context.Context, c *Config, st apply.Stats, planRows, skipped, unchanged int) *Summary {
+	s := &Summary{
+		Plan: c.PlanPath, Report: c.ReportPath, Failures: c.FailuresPath,
 		PlanRows: planRows, Skipped: skipped, Unchanged: unchanged,
 		Rows: st.Rows, Succeeded: st.Succeeded, Failed: st.Failed, NotAttempted: st.NotAttempted,
 		Requests: st.Requests, Retries: st.Retries, Throttled: st.Throttled, LostAnswers: st.LostAnswers,
 		ElapsedSec:   st.End.Sub(st.Start).Seconds(),
 		RequestRate:  st.RequestRate(),
-		QPS:          o.qps,
+		QPS:          c.QPS,
 		MinRate:      st.MinRate,
 		LatencyP50Ms: ms(st.LatencyP50), LatencyP95Ms: ms(st.LatencyP95), LatencyMaxMs: ms(st.LatencyMax),
 		StartedAt: st.Start.UTC().Format(time.RFC3339), FinishedAt: st.End.UTC().Format(time.RFC3339),
@@ -67,92 +95,59 @@ func newSummary(ctx context.Context, o *applyOptions, st apply.Stats, planRows, 
 	if s.ElapsedSec > 0 {
 		s.RowRate = float64(st.Succeeded) / s.ElapsedSec
 	}
-	var se SignalError
+	var sig Interrupted
+	s.ExitCode = ExitOK
 	switch {
-	case errors.As(context.Cause(ctx), &se):
-		s.signal = &se
-		s.Stopped, s.StopReason = "interrupted", se.Error()
+	case errors.As(context.Cause(ctx), &sig):
+		s.Stopped, s.StopReason, s.ExitCode = "interrupted", sig.Error(), sig.ExitCode()
 	case errors.Is(st.Stop, apply.ErrFatal):
-		s.Stopped = "fatal"
+		s.Stopped, s.ExitCode = "fatal", ExitFatal
 		if st.Fatal != nil {
 			s.StopReason = st.Fatal.Error()
 		}
 	case errors.Is(st.Stop, apply.ErrMaxFailures):
-		s.Stopped, s.StopReason = "max-failures", fmt.Sprintf("more than --max-failures %s rows failed", o.maxFailures)
+		s.Stopped, s.ExitCode = "max-failures", ExitFatal
+		s.StopReason = fmt.Sprintf("more than --max-failures %s rows failed", c.MaxFailures)
 	case errors.Is(st.Stop, apply.ErrDeadline):
-		s.Stopped, s.StopReason = "deadline", fmt.Sprintf("--deadline %s reached", o.deadline)
+		s.Stopped, s.ExitCode = "deadline", ExitPartial
+		s.StopReason = fmt.Sprintf("--deadline %s reached", c.Deadline)
 	case st.Stop != nil:
-		s.Stopped, s.StopReason = "interrupted", st.Stop.Error()
+		s.Stopped, s.StopReason, s.ExitCode = "interrupted", st.Stop.Error(), ExitInterrupted
+	case s.Failed > 0 || s.NotAttempted > 0:
+		s.ExitCode = ExitPartial
 	}
-	s.ExitCode = s.code()
 	return s
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func (s *summary) code() int {
-	switch s.Stopped {
-	case "interrupted":
-		if s.signal != nil {
-			return ExitCodeFor(s.signal.Signal)
-		}
-		return ExitInterrupted
-	case "fatal", "max-failures":
-		return ExitFatal
-	case "deadline":
-		return ExitPartial
-	}
-	if s.Failed > 0 || s.NotAttempted > 0 {
-		return ExitPartial
-	}
-	return ExitOK
-}
-
-// exit turns the summary into Run's error (nil for success).
-func (s *summary) exit() error {
+// Err is the run's outcome as an error: nil when every row succeeded.
+func (s *Summary) Err() error {
 	if s.ExitCode == ExitOK {
 		return nil
 	}
+	var err error
 	switch s.Stopped {
 	case "":
-		return exitError{s.ExitCode, fmt.Errorf("%d of %d rows failed; they are in %s", s.Failed+s.NotAttempted, s.Rows, s.Failures)}
+		err = fmt.Errorf("%d of %d rows failed; they are in %s", s.Failed+s.NotAttempted, s.Rows, s.Failures)
 	case "interrupted":
-		return exitError{s.ExitCode, fmt.Errorf("%s; rows not done are in %s", s.StopReason, s.Failures)}
+		err = fmt.Errorf("%s; rows not done are in %s", s.StopReason, s.Failures)
+	default:
+		err = fmt.Errorf("stopped (%s): %s; rows not done are in %s", s.Stopped, s.StopReason, s.Failures)
 	}
-	return exitError{s.ExitCode, fmt.Errorf("stopped (%s): %s; rows not done are in %s", s.Stopped, s.StopReason, s.Failures)}
+	return &RunError{Code: s.ExitCode, Err: err}
 }
 
-func (s *summary) print(w io.Writer) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\ncertalloc summary for %s\n", s.Plan)
-	fmt.Fprintf(&b, "  rows:        %d succeeded, %d failed, %d not attempted (of %d", s.Succeeded, s.Failed, s.NotAttempted, s.Rows)
-	if s.Skipped > 0 {
-		fmt.Fprintf(&b, "; %d skipped as already done", s.Skipped)
-	}
-	if s.Unchanged > 0 {
-		fmt.Fprintf(&b, "; %d unchanged since the baseline", s.Unchanged)
-	}
-	b.WriteString(")\n")
-	fmt.Fprintf(&b, "  requests:    %d sent, %d retries, %d throttled, %d answers lost\n", s.Requests, s.Retries, s.Throttled, s.LostAnswers)
-	fmt.Fprintf(&b, "  elapsed:     %s\n", time.Duration(s.ElapsedSec*float64(time.Second)).Round(time.Millisecond))
-	fmt.Fprintf(&b, "  rate:        %.2f requests/s sent (limit %g), %.2f rows/s succeeded", s.RequestRate, s.QPS, s.RowRate)
-	if s.Throttled > 0 {
-		fmt.Fprintf(&b, ", lowest pace %.2f/s", s.MinRate)
-	}
-	b.WriteString("\n")
-	fmt.Fprintf(&b, "  latency:     p50 %.0fms, p95 %.0fms, max %.0fms\n", s.LatencyP50Ms, s.LatencyP95Ms, s.LatencyMaxMs)
-	if s.Stopped != "" {
-		fmt.Fprintf(&b, "  stopped:     %s: %s\n", s.Stopped, s.StopReason)
-	}
-	fmt.Fprintf(&b, "  report:      %s\n", s.Report)
-	if s.Failed+s.NotAttempted > 0 {
-		fmt.Fprintf(&b, "  failures:    %s (a plan: apply it to finish the job)\n", s.Failures)
-	}
-	fmt.Fprintf(&b, "  exit code:   %d\n", s.ExitCode)
-	io.WriteString(w, b.String())
+// RunError is a run that ended with a non-zero exit code.
+type RunError struct {
+	Code int
+	Err  error
 }
 
-func (s *summary) writeJSON(path string, private bool) error {
+func (e *RunError) Error() string { return e.Err.Error() }
+func (e *RunError) Unwrap() error { return e.Err }
+
+func (s *Summary) writeJSON(path string, private bool) error {
 	return report.WriteAtomic(path, private, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -165,7 +160,7 @@ func (s *summary) writeJSON(path string, private bool) error {
 // never reads half a file. certalloc_last_success_timestamp_seconds is
 // carried over from the previous file unless this run succeeded whole, so
 // an alert on its age fires when runs keep failing.
-func (s *summary) writeMetrics(path string, private bool) error {
+func (s *Summary) writeMetrics(path string, private bool) error {
 	lastSuccess := previousMetric(path, "certalloc_last_success_timestamp_seconds")
 	if s.ExitCode == ExitOK {
 		lastSuccess = float64(s.end.Unix())

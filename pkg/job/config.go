@@ -1,0 +1,179 @@
+package job
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/certalloc/certalloc/pkg/apply"
+	"github.com/certalloc/certalloc/pkg/cas"
+	"github.com/certalloc/certalloc/pkg/report"
+)
+
+// Config is one job. The CLI fills it from flags; tests fill it directly.
+// Check fills in the defaults and must be called before Run or Plan.
+type Config struct {
+	PlanPath     string
+	ReportPath   string // default PLAN.report.csv; PLAN.planned.csv for a dry run
+	FailuresPath string // default PLAN.failures.csv
+	SummaryPath  string // optional JSON summary
+	MetricsPath  string // optional Prometheus textfile
+	BaselinePath string // optional earlier report
+
+	DryRun  bool
+	Resume  bool
+	Private bool // output files 0600 instead of 0644
+
+	QPS         float64
+	Workers     int
+	MaxAttempts int
+	Timeout     time.Duration
+	Deadline    time.Duration // from Started; 0 means none
+	MaxFailures string        // "N" or "N%" of the rows to send; "" means no limit
+
+	Endpoint cas.Endpoint
+	Region   string // "" resolves from the environment and the profile
+	Profile  string
+
+	UserAgent string
+	// Started is when the job began, for --deadline; zero means now.
+	Started time.Time
+
+	Log      *slog.Logger // nil discards
+	Progress Progress     // nil shows nothing
+}
+
+// Progress is told how the run goes, for a bar or periodic log lines.
+type Progress interface {
+	Start(total int)
+	Add(apply.Outcome)
+	Finish()
+}
+
+// InputError means the job could not start because of what it was given:
+// an invalid plan, a bad flag value, an unreadable baseline. Nothing was
+// sent.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+func inputErrorf(format string, args ...any) error {
+	return &InputError{fmt.Errorf(format, args...)}
+}
+
+// ErrLocked means another run holds the report; nothing was sent.
+var ErrLocked = report.ErrLocked
+
+// Check validates the job and fills in defaults. Its errors are
+// *InputError.
+func (c *Config) Check() error {
+	if c.PlanPath == "" {
+		return inputErrorf("no plan file")
+	}
+	if c.QPS <= 0 || math.IsInf(c.QPS, 0) || math.IsNaN(c.QPS) {
+		return inputErrorf("--qps must be a positive number, got %v", c.QPS)
+	}
+	if c.Workers == 0 {
+		c.Workers = apply.DefaultWorkers(c.QPS)
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = apply.DefaultMaxAttempts
+	}
+	if c.Timeout == 0 {
+		c.Timeout = cas.DefaultTimeout
+	}
+	if c.Started.IsZero() {
+		c.Started = time.Now()
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if _, _, err := parseMaxFailures(c.MaxFailures, 0); err != nil {
+		return err
+	}
+	if c.Resume && c.BaselinePath != "" {
+		return inputErrorf("--resume and --baseline do not go together: resume carries on in the same report")
+	}
+	if c.DryRun && c.Resume {
+		return inputErrorf("--resume does not go with a dry run")
+	}
+	base := strings.TrimSuffix(c.PlanPath, filepath.Ext(c.PlanPath))
+	if c.ReportPath == "" {
+		c.ReportPath = base + ".report.csv"
+		if c.DryRun {
+			// Not the apply report: a dry run must not replace the record
+			// of what was applied, which --resume and --baseline read.
+			c.ReportPath = base + ".planned.csv"
+		}
+	}
+	if c.FailuresPath == "" {
+		c.FailuresPath = base + ".failures.csv"
+	}
+	return checkPaths(map[string]string{
+		"plan": c.PlanPath, "--report": c.ReportPath, "--failures": c.FailuresPath,
+		"--summary": c.SummaryPath, "--metrics-file": c.MetricsPath,
+	}, c.BaselinePath)
+}
+
+// checkPaths refuses two roles on one file: a report written over its own
+// plan loses the plan.
+func checkPaths(paths map[string]string, baseline string) error {
+	type seen struct{ role, path string }
+	var all []seen
+	for _, role := range []string{"plan", "--report", "--failures", "--summary", "--metrics-file"} {
+		p := paths[role]
+		if p == "" {
+			continue
+		}
+		for _, s := range all {
+			if samePath(s.path, p) {
+				return inputErrorf("%s and %s are the same file (%s)", s.role, role, p)
+			}
+		}
+		all = append(all, seen{role, p})
+	}
+	if baseline != "" {
+		for _, s := range all[1:] { // the baseline may well be an old report, but not an output
+			if s.role != "--report" && samePath(s.path, baseline) {
+				return inputErrorf("--baseline and %s are the same file (%s)", s.role, baseline)
+			}
+		}
+	}
+	return nil
+}
+
+func samePath(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	if err1 == nil && err2 == nil && aa == bb {
+		return true
+	}
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+}
+
+// parseMaxFailures reads "N" or "N%" (of rows).
+func parseMaxFailures(s string, rows int) (limit bool, n int, err error) {
+	if s == "" {
+		return false, 0, nil
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		f, err := strconv.ParseFloat(p, 64)
+		if err != nil || f < 0 || f > 100 {
+			return false, 0, inputErrorf("--max-failures %q: want N or N%% with N from 0 to 100", s)
+		}
+		return true, int(math.Floor(f / 100 * float64(rows))), nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return false, 0, inputErrorf("--max-failures %q: want a count or a percentage such as 5%%", s)
+	}
+	return true, v, nil
+}
