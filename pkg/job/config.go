@@ -39,6 +39,8 @@ type Config struct {
 	Endpoint cas.Endpoint
 	Region   string // "" resolves from the environment and the profile
 	Profile  string
+	// Credentials, when nil, are resolved the way the aliyun tools do.
+	Credentials *cas.Credentials
 
 	UserAgent string
 	// Started is when the job began, for --deadline; zero means now.

@@ -37,9 +37,12 @@ func Run(ctx context.Context, c Config) (*Summary, error) {
 		return nil, fmt.Errorf("%v; nothing was sent", err)
 	}
 
-	creds, err := cas.ResolveCredentials(c.Profile)
-	if err != nil {
-		return nil, err
+	creds := c.Credentials
+	if creds == nil {
+		var err error
+		if creds, err = cas.ResolveCredentials(c.Profile); err != nil {
+			return nil, err
+		}
 	}
 	region := firstNonEmpty(c.Region, os.Getenv("ALIBABA_CLOUD_REGION_ID"), cas.ProfileRegion(c.Profile), cas.DefaultRegion)
 

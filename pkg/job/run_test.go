@@ -1,0 +1,170 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/certalloc/certalloc/pkg/cas"
+	"github.com/certalloc/certalloc/pkg/casemu"
+	"github.com/certalloc/certalloc/pkg/report"
+)
+
+// testJob returns a job against a fresh emulator on loopback, through the
+// real SDK, with the plan written into a temporary folder.
+func testJob(t *testing.T, planCSV string) (Config, *casemu.Server) {
+	t.Helper()
+	emu := casemu.New(casemu.Config{Keys: map[string]casemu.Key{casemu.DemoKeyID: {Secret: casemu.DemoSecret}}, RateLimit: -1})
+	srv := httptest.NewServer(emu)
+	t.Cleanup(srv.Close)
+	ep, _, err := cas.ParseEndpoint(srv.URL, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cas.StaticCredentials(casemu.DemoKeyID, casemu.DemoSecret, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "plan.csv")
+	if err := os.WriteFile(planPath, []byte(planCSV), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{PlanPath: planPath, QPS: 200, Endpoint: ep, Credentials: creds}
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return c, emu
+}
+
+func reportRows(t *testing.T, path string) map[int64]report.Row {
+	t.Helper()
+	rows := map[int64]report.Row{}
+	if err := report.ReadFile(path, func(r report.Row) error { rows[r.ID] = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func TestRunAppliesEveryRow(t *testing.T) {
+	c, emu := testJob(t, "Id,CertTotalCount\n1,10\n2,20\n3,30\n")
+	sum, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Succeeded != 3 || sum.ExitCode != ExitOK || sum.Err() != nil {
+		t.Fatalf("summary %+v; want 3 succeeded, exit 0", sum)
+	}
+	got := reportRows(t, c.ReportPath)
+	for id, want := range map[int64]int32{1: 10, 2: 20, 3: 30} {
+		a, ok := emu.State(id)
+		if !ok || a.CertTotalCount != want || a.Applied != 1 {
+			t.Errorf("emulator state of %d = %+v; want total %d applied once", id, a, want)
+		}
+		if r := got[id]; r.Status != report.Succeeded || r.CertTotalCount != want || r.RequestID == "" {
+			t.Errorf("report row of %d = %+v", id, r)
+		}
+	}
+	b, err := os.ReadFile(c.FailuresPath)
+	if err != nil || string(b) != "Id,CertTotalCount\n" {
+		t.Errorf("failures file = %q, %v; want the header alone", b, err)
+	}
+}
+
+func TestRunRowFailuresGoToTheFailuresFile(t *testing.T) {
+	c, emu := testJob(t, "Id,CertTotalCount\n1,10\n2,20\n3,30\n")
+	emu.SetFaults(casemu.Faults{FailIDs: map[int64]bool{2: true}})
+	sum, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *RunError
+	if sum.Failed != 1 || !errors.As(sum.Err(), &re) || re.Code != ExitPartial {
+		t.Fatalf("summary %+v, err %v; want 1 failed, exit 3", sum, sum.Err())
+	}
+	b, _ := os.ReadFile(c.FailuresPath)
+	if string(b) != "Id,CertTotalCount\n2,20\n" {
+		t.Errorf("failures file = %q", b)
+	}
+	if r := reportRows(t, c.ReportPath)[2]; r.Status != report.Failed || r.ErrorCode != "InvalidParameter" {
+		t.Errorf("report row of 2 = %+v", r)
+	}
+}
+
+func TestRunFatalStopsAndListsEveryRow(t *testing.T) {
+	c, emu := testJob(t, "Id,CertTotalCount\n1,10\n2,20\n3,30\n")
+	c.Workers = 1
+	creds, _ := cas.StaticCredentials(casemu.DemoKeyID, "wrong-secret", "", "test")
+	c.Credentials = creds
+	sum, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Stopped != "fatal" || sum.ExitCode != ExitFatal || !strings.Contains(sum.StopReason, "SignatureDoesNotMatch") {
+		t.Fatalf("summary %+v; want a fatal stop on SignatureDoesNotMatch", sum)
+	}
+	if st := emu.Stats(); st.Applied != 0 || st.Requests != 1 {
+		t.Errorf("emulator saw %d requests, %d applied; want 1 and 0", st.Requests, st.Applied)
+	}
+	b, _ := os.ReadFile(c.FailuresPath)
+	if string(b) != "Id,CertTotalCount\n1,10\n2,20\n3,30\n" {
+		t.Errorf("failures file = %q; want every row", b)
+	}
+}
+
+func TestRunWithBaselineSendsOnlyTheChange(t *testing.T) {
+	c, emu := testJob(t, "Id,CertTotalCount\n1,10\n2,20\n")
+	if _, err := Run(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.PlanPath, []byte("Id,CertTotalCount\n1,10\n2,21\n3,30\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.BaselinePath = c.ReportPath // the nightly pattern: the report is its own baseline
+	sum, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Succeeded != 2 || sum.Unchanged != 1 || emu.Stats().Requests != 4 {
+		t.Fatalf("summary %+v after %d requests; want 2 sent, 1 unchanged, 4 requests in all", sum, emu.Stats().Requests)
+	}
+	got := reportRows(t, c.ReportPath)
+	if len(got) != 3 || got[1].Status != report.Succeeded || got[2].CertTotalCount != 21 {
+		t.Errorf("report = %+v; want every plan row, 2 at 21", got)
+	}
+}
+
+func TestPlanSendsNothing(t *testing.T) {
+	c, emu := testJob(t, "Id,CertTotalCount\n1,10\n2,20\n")
+	c.DryRun, c.ReportPath = true, ""
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Plan(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != 2 || res.Sum != 30 || res.ToSend != 2 || !strings.HasSuffix(c.ReportPath, ".planned.csv") {
+		t.Errorf("Plan = %+v, report %s", res, c.ReportPath)
+	}
+	if n := emu.Stats().Requests; n != 0 {
+		t.Errorf("a dry run sent %d requests", n)
+	}
+}
+
+func TestInvalidPlanIsAnInputError(t *testing.T) {
+	c, emu := testJob(t, "Id,CertTotalCount\n1,x\n")
+	_, err := Run(context.Background(), c)
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), fmt.Sprintf("%s:2:3: CertTotalCount", c.PlanPath)) {
+		t.Fatalf("Run = %v; want an InputError naming file, line and column", err)
+	}
+	if n := emu.Stats().Requests; n != 0 {
+		t.Errorf("an invalid plan sent %d requests", n)
+	}
+}
