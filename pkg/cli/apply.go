@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,20 +8,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/certalloc/certalloc/pkg/apply"
 	"github.com/certalloc/certalloc/pkg/cas"
 	"github.com/certalloc/certalloc/pkg/job"
 )
 
-const applyUsage = `
-Usage: certalloc apply [flags] PLAN.csv
-       certalloc plan [flags] PLAN.csv        (the same as apply --dry-run)
+const applyLong = `Applies an allocation plan: one AssignCertificateCount call per row, paced
+to --qps, with retries, and a report row per plan row as results arrive.`
 
-Applies an allocation plan: one AssignCertificateCount call per row, paced
-to --qps, with retries, and a report row per plan row as results arrive.
+const planLong = `Checks and prices a plan, the same as 'apply --dry-run': validates every row,
+compares the plan with --baseline if given, and writes the rows it would send
+to PLAN.planned.csv. It sends nothing and needs no credentials.`
 
-Examples:
-  # check and price a plan; sends nothing, needs no credentials
+const applyExamples = `  # check and price a plan; sends nothing, needs no credentials
   certalloc plan plans/example.csv
 
   # apply it with the credentials of the aliyun CLI's default profile
@@ -41,11 +41,10 @@ Examples:
   certalloc apply plans/example.failures.csv
 
   # try it against the bundled emulator (run 'certalloc emulator' first)
-  certalloc apply --endpoint http://127.0.0.1:8080 plans/example.csv
-`
+  certalloc apply --endpoint http://127.0.0.1:8080 plans/example.csv`
 
-// applyFlags are the apply command's flags that are not job.Config fields
-// as they stand: they are presentation, or need checking first.
+// applyFlags are the apply command's flags: the job's Config, and what
+// the command line checks or turns into it.
 type applyFlags struct {
 	job                 job.Config
 	endpoint            string
@@ -55,7 +54,7 @@ type applyFlags struct {
 	logFormat, logLevel string
 }
 
-func (o *applyFlags) register(fs *flag.FlagSet) {
+func (o *applyFlags) register(fs *pflag.FlagSet) {
 	c := &o.job
 	fs.StringVar(&c.ReportPath, "report", "", "report CSV `path` (default PLAN.report.csv beside the plan; PLAN.planned.csv for a dry run)")
 	fs.StringVar(&c.FailuresPath, "failures", "", "failures CSV `path`, itself a plan of the rows not done (default PLAN.failures.csv)")
@@ -69,7 +68,7 @@ func (o *applyFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Deadline, "deadline", 0, "stop admitting rows after this long (e.g. 50m); the rest go to the failures file")
 	fs.StringVar(&c.MaxFailures, "max-failures", "", "stop once more than `N` rows (or N% of them) have failed")
 	fs.StringVar(&c.Region, "region", "", "region id (default $ALIBABA_CLOUD_REGION_ID, then the profile's, then cn-hangzhou)")
-	fs.StringVar(&o.endpoint, "endpoint", "", "endpoint URL (default https://cas.aliyuncs.com; http only to loopback)")
+	fs.StringVar(&o.endpoint, "endpoint", "", "endpoint `URL` (default https://cas.aliyuncs.com; http only to loopback)")
 	fs.BoolVar(&o.insecure, "insecure-endpoint", false, "allow a plain http endpoint that is not loopback")
 	fs.StringVar(&c.Profile, "profile", "", "aliyun CLI profile in ~/.aliyun/config.json (default $ALIBABA_CLOUD_PROFILE, then the SDK's default chain)")
 	fs.BoolVar(&c.Private, "private", false, "create output files with mode 0600 instead of 0644")
@@ -81,82 +80,105 @@ func (o *applyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
-func runApply(ctx context.Context, args []string, dryRun bool, stdout, stderr io.Writer) error {
-	o, term, err := parseApply(args, dryRun, stderr)
-	if err != nil {
-		return err
+// applyCmd is "apply", or with dryRun "plan" (apply --dry-run).
+func (e *env) applyCmd(dryRun bool) *cobra.Command {
+	o := &applyFlags{job: job.Config{UserAgent: "certalloc/" + version()}}
+	cmd := &cobra.Command{
+		Use:     "apply [flags] PLAN.csv",
+		Short:   "Apply a plan: one AssignCertificateCount call per row",
+		Long:    applyLong,
+		Example: applyExamples,
+		Args:    exactlyOne("plan file (PLAN.csv)"),
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return []string{"csv", "tsv", "txt"}, cobra.ShellCompDirectiveFilterFileExt
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.job.PlanPath = args[0]
+			o.job.DryRun = o.job.DryRun || dryRun
+			o.job.Started = time.Now()
+			term, err := o.check(e.stderr)
+			if err != nil || e.checkOnly {
+				return err
+			}
+			return e.runApply(o, term)
+		},
 	}
+	if dryRun {
+		cmd.Use, cmd.Short, cmd.Long = "plan [flags] PLAN.csv", "Check and price a plan; send nothing (apply --dry-run)", planLong
+	}
+	o.register(cmd.Flags())
+	for flag, values := range map[string][]string{
+		"progress":   {"auto", "always", "never"},
+		"log-format": {"text", "json"},
+		"log-level":  {"debug", "info", "warn", "error"},
+	} {
+		cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+	}
+	return cmd
+}
+
+func (e *env) runApply(o *applyFlags, term *termWriter) error {
 	c := o.job
 	if c.DryRun {
-		res, err := job.Plan(ctx, c)
+		res, err := job.Plan(e.ctx, c)
 		if err != nil {
 			return err
 		}
-		printPlan(stdout, res)
+		printPlan(e.stdout, res)
 		return nil
 	}
-	c.Progress = newProgress(o.progress, stderrTTY(stderr), o.progressEvery, term, c.Log)
-	sum, err := job.Run(ctx, c)
+	c.Progress = newProgress(o.progress, stderrTTY(e.stderr), o.progressEvery, term, c.Log)
+	sum, err := job.Run(e.ctx, c)
 	if err != nil {
 		return err
 	}
-	printSummary(stdout, sum)
+	printSummary(e.stdout, sum)
 	return sum.Err()
 }
 
-// parseApply reads and checks an apply or plan command line.
-func parseApply(args []string, dryRun bool, stderr io.Writer) (*applyFlags, *termWriter, error) {
-	o := applyFlags{job: job.Config{Started: time.Now(), UserAgent: "certalloc/" + version()}}
-	fs := newFlagSet("apply", applyUsage, stderr)
-	o.register(fs)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(pos) != 1 {
-		return nil, nil, usagef("apply takes one plan file, got %d arguments (see --help)", len(pos))
-	}
+// check validates the flags, fills in the job's config, and sets up the
+// logger. Every problem here is a usage error: nothing has been read or
+// sent.
+func (o *applyFlags) check(stderr io.Writer) (*termWriter, error) {
 	c := &o.job
-	c.PlanPath = pos[0]
-	c.DryRun = c.DryRun || dryRun
 	if os.Getenv("DEBUG") != "" && strings.Contains(","+os.Getenv("DEBUG")+",", ",sdk,") {
-		return nil, nil, usagef("DEBUG=sdk makes the Alibaba Cloud SDK print signed URLs, security tokens included; unset it")
+		return nil, usagef("DEBUG=sdk makes the Alibaba Cloud SDK print signed URLs, security tokens included; unset it")
 	}
 	switch {
 	case c.Workers < 0:
-		return nil, nil, usagef("--workers must be positive, got %d", c.Workers)
+		return nil, usagef("--workers must be positive, got %d", c.Workers)
 	case c.MaxAttempts < 1:
-		return nil, nil, usagef("--max-attempts must be at least 1, got %d", c.MaxAttempts)
+		return nil, usagef("--max-attempts must be at least 1, got %d", c.MaxAttempts)
 	case c.Timeout <= 0:
-		return nil, nil, usagef("--timeout must be positive, got %v", c.Timeout)
+		return nil, usagef("--timeout must be positive, got %v", c.Timeout)
 	case c.Deadline < 0:
-		return nil, nil, usagef("--deadline must be positive, got %v", c.Deadline)
+		return nil, usagef("--deadline must be positive, got %v", c.Deadline)
 	case o.progressEvery <= 0:
-		return nil, nil, usagef("--progress-interval must be positive, got %v", o.progressEvery)
+		return nil, usagef("--progress-interval must be positive, got %v", o.progressEvery)
 	case c.Region != "" && !regionRE.MatchString(c.Region):
-		return nil, nil, usagef("--region %q: want a region id such as cn-hangzhou", c.Region)
+		return nil, usagef("--region %q: want a region id such as cn-hangzhou", c.Region)
 	}
 	switch o.progress {
 	case "auto", "always", "never":
 	default:
-		return nil, nil, usagef("--progress must be auto, always or never, got %q", o.progress)
+		return nil, usagef("--progress must be auto, always or never, got %q", o.progress)
 	}
 	ep, warning, err := cas.ParseEndpoint(o.endpoint, o.insecure)
 	if err != nil {
-		return nil, nil, usageError{err.Error()}
+		return nil, usageError{err.Error()}
 	}
 	c.Endpoint = ep
 	if err := c.Check(); err != nil {
-		return nil, nil, err
+		return nil, usageError{err.Error()}
 	}
 	term := &termWriter{w: stderr}
 	if c.Log, err = newLogger(term, o.logFormat, o.logLevel); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if warning != "" {
 		c.Log.Warn(warning)
 	}
-	return &o, term, nil
+	return term, nil
 }
 
 var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)

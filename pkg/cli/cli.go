@@ -1,17 +1,18 @@
-// Package cli is certalloc's command line: argument parsing, wiring of the
-// plan reader, runner, client and reporter, output for people and for
-// machines, and the mapping of outcomes to exit codes.
+// Package cli is certalloc's command line: it parses flags (spf13/cobra,
+// GNU style), builds a job.Config, prints what the job returns, and maps
+// outcomes to exit codes. The running of a job lives in pkg/job.
 package cli
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/certalloc/certalloc/pkg/job"
 )
@@ -36,7 +37,8 @@ type SignalError = job.Interrupted
 // ExitCodeFor maps a signal to its conventional exit code.
 func ExitCodeFor(sig os.Signal) int { return job.Interrupted{Signal: sig}.ExitCode() }
 
-// usageError is a problem with the command line.
+// usageError is a problem with the command line: it is reported in one
+// line, followed by the command's usage line.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -57,70 +59,113 @@ func version() string {
 	return "devel"
 }
 
-const mainUsage = `certalloc applies certificate-quota allocation plans to Alibaba Cloud.
-
-Usage:
-  certalloc apply [flags] PLAN.csv     apply a plan (AssignCertificateCount per row)
-  certalloc plan [flags] PLAN.csv      check and price a plan: apply --dry-run
-  certalloc emulator [flags]           run a local emulator of the cas endpoint
-  certalloc bench [flags]              measure pacing and throughput against the emulator
-  certalloc version                    print the version
-
-Run 'certalloc COMMAND --help' for a command's flags and examples.
-`
+// env is what the commands share: where output goes, and whether to stop
+// after parsing (for tests that hold documented examples to the flags).
+type env struct {
+	ctx            context.Context
+	stdout, stderr io.Writer
+	checkOnly      bool
+}
 
 // Run runs certalloc with args (without the program name) and returns the
 // process exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, mainUsage)
-		return ExitUsage
-	}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "apply":
-		err = runApply(ctx, rest, false, stdout, stderr)
-	case "plan":
-		err = runApply(ctx, rest, true, stdout, stderr)
-	case "emulator":
-		err = runEmulator(ctx, rest, stdout, stderr)
-	case "bench":
-		err = runBench(ctx, rest, stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "certalloc %s\n", version())
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, mainUsage)
-	default:
-		fmt.Fprintf(stderr, "certalloc: unknown command %q\n\n%s", cmd, mainUsage)
-		return ExitUsage
-	}
-	return exitCode(err, stderr)
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
+	cmd, err := e.root().ExecuteC(args)
+	return exitCode(cmd, err, stderr)
 }
 
-// checkArgs parses a command line as Run would, without running it: for
-// tests that hold documented examples to the real flags.
-func checkArgs(args []string, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usagef("no command")
+// checkArgs parses a command line as Run would, and validates it, without
+// running it.
+func checkArgs(args []string) error {
+	e := &env{ctx: context.Background(), stdout: io.Discard, stderr: io.Discard, checkOnly: true}
+	_, err := e.root().ExecuteC(args)
+	return err
+}
+
+func (e *env) root() *rootCmd {
+	root := &cobra.Command{
+		Use:   "certalloc",
+		Short: "Apply certificate-quota allocation plans to Alibaba Cloud",
+		Long: `certalloc applies certificate-quota allocation plans to Alibaba Cloud: one
+AssignCertificateCount call (Certificate Management Service) per plan row,
+paced to the account's rate limit, with a report row per plan row.`,
+		Version:       version(),
+		SilenceErrors: true, // errors are printed once, by exitCode
+		SilenceUsage:  true,
+		Args:          noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usagef("a command is needed")
+		},
 	}
-	switch args[0] {
-	case "apply", "plan":
-		_, _, err := parseApply(args[1:], args[0] == "plan", stderr)
-		return err
-	case "emulator":
-		_, _, err := parseEmulator(args[1:], stderr)
-		return err
-	case "bench":
-		_, err := parseBench(args[1:], stderr)
-		return err
-	case "version", "help":
+	root.SetVersionTemplate("certalloc {{.Version}}\n")
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.AddCommand(e.applyCmd(false), e.applyCmd(true), e.emulatorCmd(), e.benchCmd(), &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !e.checkOnly {
+				fmt.Fprintf(e.stdout, "certalloc %s\n", version())
+			}
+			return nil
+		},
+	})
+	// Cobra's own completion command, with certalloc's usage errors: its
+	// default would accept "completion nosuchshell" silently.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args = noArgs
+			c.RunE = func(*cobra.Command, []string) error {
+				return usagef("name a shell: bash, zsh, fish or powershell")
+			}
+		}
+	}
+	return &rootCmd{root}
+}
+
+// rootCmd runs the command tree with the given arguments.
+type rootCmd struct{ *cobra.Command }
+
+func (r *rootCmd) ExecuteC(args []string) (*cobra.Command, error) {
+	r.SetArgs(args)
+	return r.Command.ExecuteC()
+}
+
+// noArgs and exactlyOne give usage errors in certalloc's words.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		if cmd.HasSubCommands() {
+			return usagef("unknown command %q", args[0])
+		}
+		return usagef("takes no arguments, got %q", args[0])
+	}
+	return nil
+}
+
+func exactlyOne(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usagef("takes one %s, got %d arguments", what, len(args))
+		}
 		return nil
 	}
-	return usagef("unknown command %q", args[0])
 }
 
-// exitCode reports err and picks the exit code for it.
-func exitCode(err error, stderr io.Writer) int {
+// exitCode reports err, naming the command the user typed, and picks the
+// exit code for it. A usage error gets one line and the usage line, not
+// the whole help.
+func exitCode(cmd *cobra.Command, err error, stderr io.Writer) int {
+	if err == nil {
+		return ExitOK
+	}
+	name := "certalloc"
+	if cmd != nil {
+		name = cmd.CommandPath()
+	}
 	var (
 		ue usageError
 		ie *job.InputError
@@ -129,11 +174,23 @@ func exitCode(err error, stderr io.Writer) int {
 	)
 	code := ExitFatal
 	switch {
-	case err == nil:
-		return ExitOK
-	case errors.Is(err, flag.ErrHelp):
-		return ExitOK
-	case errors.As(err, &ue), errors.As(err, &ie):
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		switch {
+		case cmd == nil:
+		case cmd.HasAvailableSubCommands():
+			var names []string
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					names = append(names, c.Name())
+				}
+			}
+			fmt.Fprintf(stderr, "Usage: %s COMMAND (%s)\nRun '%s --help' for more.\n", name, strings.Join(names, ", "), name)
+		default:
+			fmt.Fprintf(stderr, "Usage: %s\nRun '%s --help' for the flags and examples.\n", cmd.UseLine(), name)
+		}
+		return ExitUsage
+	case errors.As(err, &ie):
 		code = ExitUsage
 	case errors.Is(err, job.ErrLocked):
 		code = ExitLocked
@@ -143,43 +200,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return se.ExitCode()
 	}
 	if msg := err.Error(); msg != "" {
-		fmt.Fprintf(stderr, "certalloc: %v\n", msg)
+		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
 	}
 	return code
-}
-
-// newFlagSet returns a flag set that reports errors instead of exiting and
-// prints usage with examples.
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, strings.TrimLeft(usage, "\n"))
-		fmt.Fprintln(stderr, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses args, allowing flags after positional arguments
-// ("apply plan.csv --dry-run"), as operators type them.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,17 +73,19 @@ func TestDocumentedExamplesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	sources := map[string][][]string{
-		"README.md":       examples(string(readme), true),
-		"systemd unit":    examples("```\n"+string(unit)+"\n```", true),
-		"apply --help":    examples(applyUsage, false),
-		"emulator --help": examples(emulatorUsage, false),
-		"bench --help":    examples(benchUsage, false),
+		"README.md":    examples(string(readme), true),
+		"systemd unit": examples("```\n"+string(unit)+"\n```", true),
+	}
+	for _, c := range (&env{}).root().Commands() {
+		if c.Example != "" {
+			sources[c.Name()+" --help"] = examples("Examples:\n"+c.Example, false)
+		}
 	}
 	total := 0
 	for src, exs := range sources {
 		for _, args := range exs {
 			total++
-			if err := checkArgs(args, io.Discard); err != nil && err.Error() != "flag: help requested" {
+			if err := checkArgs(args); err != nil {
 				t.Errorf("%s: certalloc %s: %v", src, strings.Join(args, " "), err)
 			}
 		}
@@ -92,5 +95,75 @@ func TestDocumentedExamplesParse(t *testing.T) {
 	}
 	if total < 15 {
 		t.Errorf("found only %d examples; the extraction is broken", total)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := Run(t.Context(), []string{"completion", "bash"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "__start_certalloc") {
+		t.Fatalf("completion bash = %d, %q", code, errOut.String())
+	}
+	if bash, err := exec.LookPath("bash"); err == nil {
+		cmd := exec.Command(bash, "-n")
+		cmd.Stdin = strings.NewReader(out.String())
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("bash -n on the completion script: %v\n%s", err, b)
+		}
+	}
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"__complete", "ap"}, []string{"apply"}},
+		{[]string{"__complete", "apply", "--progress", ""}, []string{"auto", "always", "never"}},
+		{[]string{"__complete", "plan", "--log-format", ""}, []string{"text", "json"}},
+		{[]string{"__complete", "apply", "--re"}, []string{"--report", "--resume", "--region"}},
+	}
+	for _, tt := range tests {
+		out.Reset()
+		if code := Run(t.Context(), tt.args, &out, io.Discard); code != 0 {
+			t.Errorf("Run(%q) = %d", tt.args, code)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out.String(), w+"\n") && !strings.Contains(out.String(), w+"\t") {
+				t.Errorf("Run(%q) completes %q; want %q among them", tt.args, out.String(), w)
+			}
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // the first line of stderr
+	}{
+		{[]string{"apply", "--nope", "p.csv"}, "certalloc apply: unknown flag: --nope"},
+		{[]string{"plan"}, "certalloc plan: takes one plan file (PLAN.csv), got 0 arguments"},
+		{[]string{"version", "--x"}, "certalloc version: unknown flag: --x"},
+		{[]string{"nosuch"}, `certalloc: unknown command "nosuch"`},
+		{[]string{"apply", "--qps", "0", "p.csv"}, "certalloc apply: --qps must be a positive number, got 0"},
+		{[]string{"completion", "tcsh"}, `certalloc completion: unknown command "tcsh"`},
+	}
+	for _, tt := range tests {
+		var errOut strings.Builder
+		code := Run(t.Context(), tt.args, io.Discard, &errOut)
+		lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+		if code != ExitUsage || lines[0] != tt.want || len(lines) != 3 || !strings.HasPrefix(lines[1], "Usage: ") {
+			t.Errorf("Run(%q) = %d, stderr %q; want exit 2, %q, a usage line and a pointer to --help", tt.args, code, errOut.String(), tt.want)
+		}
+	}
+}
+
+func TestHelpGoesToStdout(t *testing.T) {
+	for _, args := range [][]string{{"apply", "--help"}, {"help", "plan"}, {"--help"}, {"emulator", "-h"}} {
+		var out, errOut strings.Builder
+		if code := Run(t.Context(), args, &out, &errOut); code != 0 || errOut.Len() != 0 || !strings.Contains(out.String(), "Usage:") {
+			t.Errorf("Run(%q) = %d, stdout %d bytes, stderr %q", args, code, out.Len(), errOut.String())
+		}
+	}
+	var out strings.Builder
+	Run(t.Context(), []string{"apply", "--help"}, &out, io.Discard)
+	if !strings.Contains(out.String(), "      --baseline string") || strings.Contains(out.String(), "  -baseline") {
+		t.Errorf("apply --help does not list --flags with two dashes:\n%s", out.String())
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/certalloc/certalloc/pkg/casemu"
 )
 
@@ -19,20 +21,11 @@ const (
 	EmulatorSecret = casemu.DemoSecret
 )
 
-const emulatorUsage = `
-Usage: certalloc emulator [flags]
-
-Runs an emulator of the cas AssignCertificateCount endpoint on loopback: it
+const emulatorLong = `Runs an emulator of the cas AssignCertificateCount endpoint on loopback: it
 checks signatures, nonces and timestamps like the real service, limits each
 AccessKey to --rate-limit requests in any sliding second (Throttling.User),
 keeps each Id's total, and can inject faults. It prints the endpoint and the
-credentials to use. Stop it with Ctrl-C; it prints what it saw.
-
-Examples:
-  certalloc emulator
-  certalloc emulator --listen 127.0.0.1:0 --addr-file /tmp/emu.addr
-  certalloc emulator --latency 20ms-80ms --error-503 0.05 --drop 0.02 --fail-ids 33285,33286
-`
+credentials to use. Stop it with Ctrl-C; it prints what it saw.`
 
 type emulatorOptions struct {
 	listen, addrFile, keyID, secret, token, latency, failIDs string
@@ -43,17 +36,25 @@ type emulatorOptions struct {
 	quiet                                                    bool
 }
 
-func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, faults, err := parseEmulator(args, stderr)
-	if err != nil {
-		return err
-	}
-	return o.serve(ctx, faults, stdout, stderr)
-}
-
-func parseEmulator(args []string, stderr io.Writer) (*emulatorOptions, casemu.Faults, error) {
+func (e *env) emulatorCmd() *cobra.Command {
 	var o emulatorOptions
-	fs := newFlagSet("emulator", emulatorUsage, stderr)
+	cmd := &cobra.Command{
+		Use:   "emulator [flags]",
+		Short: "Run a local emulator of the cas endpoint",
+		Long:  emulatorLong,
+		Example: `  certalloc emulator
+  certalloc emulator --listen 127.0.0.1:0 --addr-file /tmp/emu.addr
+  certalloc emulator --latency 20ms-80ms --error-503 0.05 --drop 0.02 --fail-ids 33285,33286`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			faults, err := o.faults()
+			if err != nil || e.checkOnly {
+				return err
+			}
+			return o.serve(e.ctx, faults, e.stdout, e.stderr)
+		},
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "`address` to listen on (port 0 picks a free one)")
 	fs.StringVar(&o.addrFile, "addr-file", "", "write the endpoint URL to this `file` once listening")
 	fs.StringVar(&o.keyID, "access-key-id", EmulatorKeyID, "AccessKeyId to accept")
@@ -70,18 +71,7 @@ func parseEmulator(args []string, stderr io.Writer) (*emulatorOptions, casemu.Fa
 	fs.StringVar(&o.failIDs, "fail-ids", "", "comma-separated Ids that always fail with InvalidParameter")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed for the fault dice (0: random)")
 	fs.BoolVar(&o.quiet, "quiet", false, "do not log each request")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return nil, casemu.Faults{}, err
-	}
-	if len(pos) != 0 {
-		return nil, casemu.Faults{}, usagef("emulator takes no arguments")
-	}
-	faults, err := o.faults()
-	if err != nil {
-		return nil, casemu.Faults{}, err
-	}
-	return &o, faults, nil
+	return cmd
 }
 
 func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdout, stderr io.Writer) error {
