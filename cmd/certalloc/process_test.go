@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
@@ -112,6 +113,30 @@ func readReport(t *testing.T, path string) []report.Row {
 	return rows
 }
 
+// checkRecord checks what a killed run leaves: the report, if there is
+// one, and its journal, if there is one, both read whole.
+func checkRecord(t *testing.T, reportPath string) {
+	t.Helper()
+	for _, p := range []string{reportPath, report.JournalPath(reportPath)} {
+		f, err := os.Open(p)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		end, _ := report.CompleteLength(f, fi.Size())
+		if p == reportPath && end != fi.Size() {
+			t.Errorf("the report %s is torn: %d of %d bytes end in a newline", p, end, fi.Size())
+		}
+		if err := report.Scan(io.NewSectionReader(f, 0, end), p, func(*report.Columns, *report.Record) error { return nil }); err != nil {
+			t.Errorf("after a kill: %v", err)
+		}
+		f.Close()
+	}
+}
+
 // waitForLines waits until path has at least n lines.
 func waitForLines(t *testing.T, path string, n int) {
 	t.Helper()
@@ -146,7 +171,7 @@ func TestKillAndResume(t *testing.T) {
 			time.Sleep(time.Duration(100+rng.IntN(1000)) * time.Millisecond)
 			p.cmd.Process.Kill()
 			p.wait(t)
-			readReport(t, filepath.Join(dir, "plan.report.csv"))
+			checkRecord(t, filepath.Join(dir, "plan.report.csv"))
 			before := emu.Stats().Requests
 
 			p = certalloc(t, nil, args...)
@@ -191,7 +216,7 @@ func TestSIGTERMDrains(t *testing.T) {
 	dir := t.TempDir()
 	plan, want := writePlan(t, dir, 60)
 	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", plan)
-	waitForLines(t, filepath.Join(dir, "plan.report.csv"), 4)
+	waitForLines(t, filepath.Join(dir, "plan.report.csv.journal"), 4)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	start := time.Now()
 	if code := p.wait(t); code != cli.ExitTerminated {
@@ -237,7 +262,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	plan, _ := writePlan(t, dir, 30)
 	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", plan)
-	waitForLines(t, filepath.Join(dir, "plan.report.csv"), 1)
+	waitForLines(t, filepath.Join(dir, "plan.report.csv.journal"), 1)
 	time.Sleep(500 * time.Millisecond) // requests in flight, answers 3s away
 	p.cmd.Process.Signal(syscall.SIGINT)
 	time.Sleep(100 * time.Millisecond)
@@ -249,7 +274,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Errorf("second signal took %v to exit", d)
 	}
-	readReport(t, filepath.Join(dir, "plan.report.csv"))
+	checkRecord(t, filepath.Join(dir, "plan.report.csv"))
 }
 
 // Two runs on one report: the second exits 4 at once and sends nothing.
@@ -259,7 +284,7 @@ func TestLockedReport(t *testing.T) {
 	dir := t.TempDir()
 	plan, want := writePlan(t, dir, 20)
 	first := certalloc(t, nil, "apply", "--endpoint", url1, "--qps", "10", plan)
-	waitForLines(t, filepath.Join(dir, "plan.report.csv"), 2)
+	waitForLines(t, filepath.Join(dir, "plan.report.csv.journal"), 2)
 
 	second := certalloc(t, nil, "apply", "--endpoint", url2, plan)
 	if code := second.wait(t); code != cli.ExitLocked {

@@ -55,6 +55,11 @@ type Config struct {
 	Deadline time.Time
 	// OnAttempt, if set, is called after every request, from the worker.
 	OnAttempt func(Attempt)
+	// OnSend, if set, is called once per row just before its first request
+	// leaves, from the worker, so that a journal can say the row's state is
+	// about to be unknown. An error keeps the row from being sent and stops
+	// the run as fatal: a run that cannot keep its record must not send.
+	OnSend func(plan.Row) error
 }
 
 // Attempt is one request sent.
@@ -87,6 +92,10 @@ type Outcome struct {
 	Latency  time.Duration // of the last attempt
 	Finished time.Time
 }
+
+// CodeRecordFailed is the fatal code of a run that could not write its
+// record (the journal or the report).
+const CodeRecordFailed = "RecordWriteFailed"
 
 // Stop reasons.
 var (
@@ -173,7 +182,7 @@ func Run(ctx context.Context, rows []plan.Row, clients []Assigner, cfg Config, r
 				}
 			}
 			if err := report(o); err != nil {
-				r.fatal(&cas.Error{Class: cas.Fatal, Code: "ReportWriteFailed", Message: err.Error()})
+				r.fatal(&cas.Error{Class: cas.Fatal, Code: CodeRecordFailed, Message: err.Error()})
 			}
 		}
 	}()
@@ -227,6 +236,12 @@ func (r *runner) apply(ctx context.Context, c Assigner, row plan.Row) Outcome {
 		sent, err := r.pacer.Wait(ctx)
 		if err != nil {
 			return r.stopped(ctx, o)
+		}
+		if o.Attempts == 0 && r.cfg.OnSend != nil {
+			if err := r.cfg.OnSend(row); err != nil {
+				r.fatal(&cas.Error{Class: cas.Fatal, Code: CodeRecordFailed, Message: err.Error()})
+				return r.notAttempted(ctx, row)
+			}
 		}
 		start := time.Now()
 		res, e := c.Assign(cas.Request{ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier}, sent)

@@ -25,9 +25,15 @@ type Config struct {
 	MetricsPath  string // optional Prometheus textfile
 	BaselinePath string // optional earlier report
 
-	DryRun  bool
-	Resume  bool
-	Private bool // output files 0600 instead of 0644
+	DryRun bool
+	// Resume carries on from the report (and its journal): rows whose last
+	// record is a success with today's total are not sent again.
+	Resume bool
+	// Overwrite lets a run replace a report that records rows an earlier
+	// run sent; without it (and without Resume, or the report being the
+	// baseline) such a run refuses to start.
+	Overwrite bool
+	Private   bool // output files 0600 instead of 0644
 
 	QPS         float64
 	Workers     int
@@ -99,8 +105,8 @@ func (c *Config) Check() error {
 	if _, _, err := parseMaxFailures(c.MaxFailures, 0); err != nil {
 		return err
 	}
-	if c.Resume && c.BaselinePath != "" {
-		return inputErrorf("--resume and --baseline do not go together: resume carries on in the same report")
+	if c.Resume && c.Overwrite {
+		return inputErrorf("--resume and --overwrite do not go together: one keeps the report, the other replaces it")
 	}
 	if c.DryRun && c.Resume {
 		return inputErrorf("--resume does not go with a dry run")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/certalloc/certalloc/pkg/plan"
 	"github.com/certalloc/certalloc/pkg/report"
@@ -11,63 +12,94 @@ import (
 
 // PlanResult is what a dry run found.
 type PlanResult struct {
+	PlanPath, ReportPath, BaselinePath string
+
 	Rows int   // valid rows in the plan
 	Sum  int64 // CertTotalCount over all rows
 	// With a baseline: how the rows compare to it.
-	HasBaseline              bool
-	New, Changed, Unchanged  int
-	ToSend                   int
-	ReportPath, BaselinePath string
-	PlanPath                 string
-	QPS                      float64
+	HasBaseline             bool
+	New, Changed, Unchanged int
+	ToSend                  int
+	QPS                     float64
 }
 
 // Plan validates the plan, compares it with the baseline if any, and
-// writes the rows it would send to the planned report. It sends nothing and
-// needs no credentials.
+// writes the rows it would send to the planned report, replacing it whole.
+// It sends nothing and needs no credentials.
 func Plan(ctx context.Context, c Config) (*PlanResult, error) {
-	var base baseline
+	res := &PlanResult{PlanPath: c.PlanPath, ReportPath: c.ReportPath, BaselinePath: c.BaselinePath, QPS: c.QPS}
+	var led *ledger
+	var rows []plan.Row
 	if c.BaselinePath != "" {
+		// The baseline is matched by Id, so the plan is held; without one
+		// it is streamed twice, to keep a million-row dry run small.
 		var err error
-		if base, err = readBaseline(c.BaselinePath); err != nil {
+		if rows, err = readRows(ctx, c.PlanPath); err != nil {
 			return nil, err
 		}
-	}
-	// Pass one validates the whole plan; only a valid plan gets a report.
-	st, err := readPlan(c.PlanPath, func(plan.Row) error { return nil })
-	if err != nil {
+		led = newLedger(rows)
+		var pr prior
+		_, err = led.readFile(ctx, c.BaselinePath, srcNone, &pr)
+		if err == nil {
+			_, err = led.readFile(ctx, report.JournalPath(c.BaselinePath), srcNone, &pr)
+		}
+		if err != nil {
+			return nil, inputErrorf("--baseline: %v", err)
+		}
+		if !pr.exists {
+			c.Log.Info("the baseline does not exist yet or is empty: every row is new", "baseline", c.BaselinePath)
+		}
+		res.HasBaseline = true
+	} else if _, err := readPlan(c.PlanPath, func(plan.Row) error { return cause(ctx) }); err != nil {
 		return nil, err
 	}
-	w, err := report.Open(c.ReportPath, report.Options{Private: c.Private, Buffered: true})
-	if err != nil {
-		return nil, reportOpenError(err)
-	}
-	res := &PlanResult{Rows: st.Rows, Sum: st.Sum, HasBaseline: base != nil, PlanPath: c.PlanPath,
-		ReportPath: c.ReportPath, BaselinePath: c.BaselinePath, QPS: c.QPS}
-	_, err = readPlan(c.PlanPath, func(r plan.Row) error {
-		if base != nil {
-			switch base.classify(r) {
-			case kindNew:
-				res.New++
-			case kindChanged:
-				res.Changed++
-			default:
-				res.Unchanged++
+	err := report.WriteAtomic(c.ReportPath, c.Private, func(w io.Writer) error {
+		buf := report.HeaderLine()
+		add := func(p int, r plan.Row) error {
+			res.Rows++
+			res.Sum += int64(r.CertTotalCount)
+			if led != nil {
+				switch s := &led.slots[p]; {
+				case s.status == stNone:
+					res.New++
+				case s.status == stSucceeded && s.count == r.CertTotalCount:
+					res.Unchanged++
+					return nil
+				default:
+					res.Changed++
+				}
+			}
+			buf = report.AppendRow(buf, &report.Row{Line: r.Line, ID: r.ID, CertTotalCount: r.CertTotalCount, CaIdentifier: r.CaIdentifier, Status: report.Planned})
+			if len(buf) < 256<<10 {
 				return nil
 			}
+			_, err := w.Write(buf)
+			buf = buf[:0]
+			return err
 		}
-		return w.Write(report.Row{Line: r.Line, ID: r.ID, CertTotalCount: r.CertTotalCount, CaIdentifier: r.CaIdentifier, Status: report.Planned})
+		if led != nil {
+			for p, r := range rows {
+				if err := add(p, r); err != nil {
+					return err
+				}
+			}
+		} else {
+			p := 0
+			if _, err := readPlan(c.PlanPath, func(r plan.Row) error { p++; return add(p, r) }); err != nil {
+				return err
+			}
+		}
+		_, err := w.Write(buf)
+		return err
 	})
-	if cerr := w.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
 	if err != nil {
-		return nil, err
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%v; nothing was sent", err)
 	}
-	res.ToSend = st.Rows
-	if base != nil {
-		res.ToSend = res.New + res.Changed
-	}
+	res.ToSend = res.Rows - res.Unchanged
 	return res, nil
 }
 
@@ -79,9 +111,21 @@ func readPlan(path string, fn func(plan.Row) error) (plan.Stats, error) {
 	case errors.As(err, &perrs):
 		return st, &InputError{fmt.Errorf("%v\nnothing was sent", err)}
 	case err != nil:
+		var sig Interrupted
+		if errors.As(err, &sig) {
+			return st, err
+		}
 		return st, inputErrorf("plan: %v", err)
 	}
 	return st, nil
+}
+
+// cause is why ctx is done, or nil.
+func cause(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(ctx)
 }
 
 func reportOpenError(err error) error {

@@ -71,11 +71,28 @@ type Summary struct {
 	LatencyMaxMs float64 `json:"latency_max_ms"`
 	Stopped      string  `json:"stopped,omitempty"`
 	StopReason   string  `json:"stop_reason,omitempty"`
-	ExitCode     int     `json:"exit_code"`
-	StartedAt    string  `json:"started_at"`
-	FinishedAt   string  `json:"finished_at"`
+	// RecordErrors are failures to write the run's record (report,
+	// failures file): the run then exits 1 whatever its rows did.
+	RecordErrors []string `json:"record_errors,omitempty"`
+	ExitCode     int      `json:"exit_code"`
+	StartedAt    string   `json:"started_at"`
+	FinishedAt   string   `json:"finished_at"`
+
+	// Untouched is set when a signal stopped the run before anything was
+	// sent: no file was changed, not even the summary's or the metrics'.
+	Untouched bool `json:"-"`
 
 	end time.Time
+}
+
+// recordErrors notes failures to write the record; any makes the run fail.
+func (s *Summary) recordErrors(errs ...error) {
+	for _, err := range errs {
+		if err != nil {
+			s.RecordErrors = append(s.RecordErrors, err.Error())
+			s.ExitCode = ExitFatal
+		}
+	}
 }
 
 func newSummary(ctx context.Context, c *Config, st apply.Stats, planRows, skipped, unchanged int) *Summary {
@@ -127,10 +144,14 @@ func (s *Summary) Err() error {
 		return nil
 	}
 	var err error
-	switch s.Stopped {
-	case "":
+	switch {
+	case len(s.RecordErrors) > 0:
+		err = errors.New(strings.Join(s.RecordErrors, "\n"))
+	case s.Untouched:
+		err = fmt.Errorf("%s before anything was sent; no file was changed", s.StopReason)
+	case s.Stopped == "":
 		err = fmt.Errorf("%d of %d rows failed; they are in %s", s.Failed+s.NotAttempted, s.Rows, s.Failures)
-	case "interrupted":
+	case s.Stopped == "interrupted":
 		err = fmt.Errorf("%s; rows not done are in %s", s.StopReason, s.Failures)
 	default:
 		err = fmt.Errorf("stopped (%s): %s; rows not done are in %s", s.Stopped, s.StopReason, s.Failures)

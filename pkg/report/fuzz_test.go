@@ -26,5 +26,21 @@ func FuzzReadFrom(f *testing.F) {
 		if n > bytes.Count(data, []byte("\n"))+1 {
 			t.Fatalf("%d rows from %d lines", n, bytes.Count(data, []byte("\n"))+1)
 		}
+		// Scan, which runs use, must stay inside the input and hand out
+		// records that copy into a report that scans again.
+		err := Scan(bytes.NewReader(data), "f.csv", func(c *Columns, rec *Record) error {
+			if rec.Off < 0 || rec.Len <= 0 || rec.Off+rec.Len > int64(len(data)) {
+				t.Fatalf("record at %d+%d outside %d bytes", rec.Off, rec.Len, len(data))
+			}
+			out, err := CopyRecord(appendFields(nil, Header), c, data[rec.Off:rec.Off+rec.Len], 2)
+			if err != nil {
+				return nil
+			}
+			if err := Scan(bytes.NewReader(out), "copy", func(*Columns, *Record) error { return nil }); err != nil {
+				t.Fatalf("a copied record does not scan: %v\n%q", err, out)
+			}
+			return nil
+		})
+		_ = err
 	})
 }

@@ -1,11 +1,13 @@
-// Package report writes and reads certalloc's per-row report and failures
-// files.
+// Package report writes and reads certalloc's record of a run: the report
+// (one row per plan row), the journal a run appends to as rows finish, and
+// the failures file (a plan of the rows not done).
 //
-// The report is the run's record of truth. Each row reaches the file in one
-// write(2) as soon as its result is known, so a crash at any moment leaves
-// whole rows (a torn last line is possible only if the write itself was cut,
-// and Open detects and cuts it off). The file is flock'ed for the whole run,
-// so a second run on the same report stops at once instead of interleaving.
+// The journal is the crash-safe part: each row reaches it in one write(2)
+// as soon as its outcome is known, so a crash leaves whole rows and at most
+// a torn last line, which the next run cuts off. The report and the
+// failures file are only ever replaced whole, by rename (WriteAtomic), so a
+// reader never sees half of one. A separate lock file (Lock) keeps two runs
+// off one report.
 package report
 
 import (
@@ -17,8 +19,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"syscall"
 
 	"github.com/gocarina/gocsv"
 
@@ -55,201 +55,9 @@ type Row struct {
 var Header = []string{"Line", "Id", "CertTotalCount", "Status", "Attempts", "RequestId", "CertCount",
 	"CurrentYearFreeCertCount", "ErrorCode", "ErrorMessage", "LatencyMs", "FinishedAt", "CaIdentifier"}
 
-// record renders r in Header order. It is hand-written, not gocsv, because
-// it runs once per row on the hot path of a million-row dry run; a test
-// checks it against gocsv's rendering of the same struct.
-func (r *Row) record(rec []string) []string {
-	opt := func(p *int64) string {
-		if p == nil {
-			return ""
-		}
-		return strconv.FormatInt(*p, 10)
-	}
-	latency := ""
-	if r.Status != Planned {
-		latency = strconv.FormatInt(r.LatencyMs, 10)
-	}
-	return append(rec[:0],
-		strconv.Itoa(r.Line), strconv.FormatInt(r.ID, 10), strconv.FormatInt(int64(r.CertTotalCount), 10),
-		r.Status, strconv.Itoa(r.Attempts), r.RequestID, opt(r.CertCount), opt(r.CurrentYearFreeCertCount),
-		r.ErrorCode, r.ErrorMessage, latency, r.FinishedAt, r.CaIdentifier)
-}
-
 // maxLineBytes bounds a report line read back: a row is a few hundred
 // bytes, and an error message is short.
 const maxLineBytes = 64 << 10
-
-// ErrLocked means another run holds the report.
-var ErrLocked = errors.New("another certalloc run holds this report")
-
-// Options tunes Open.
-type Options struct {
-	// Resume keeps the existing rows, calls Existing for each, and appends.
-	// Without it the file is emptied once the lock is held.
-	Resume   bool
-	Existing func(Row) error
-	// Private creates the file 0600 instead of 0644.
-	Private bool
-	// Buffered batches writes for speed and gives up the one-write-per-row
-	// guarantee; for dry runs, whose rows are cheap to recompute.
-	Buffered bool
-}
-
-// Writer appends rows to a locked report.
-type Writer struct {
-	f        *os.File
-	path     string
-	buf      bytes.Buffer
-	cw       *csv.Writer
-	rec      []string
-	buffered bool
-	// Torn is set when Open cut off an incomplete last line.
-	Torn bool
-}
-
-// Open opens the report at path for writing, taking an exclusive lock held
-// until Close. It never follows a symlink at path. ErrLocked (wrapped) means
-// another run has it.
-func Open(path string, o Options) (*Writer, error) {
-	perm := os.FileMode(0o644)
-	if o.Private {
-		perm = 0o600
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("report %s: is a symlink; refusing to write through it", path)
-		}
-		return nil, fmt.Errorf("report %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("report %s: %w", path, ErrLocked)
-		}
-		return nil, fmt.Errorf("report %s: lock: %w", path, err)
-	}
-	w := &Writer{f: f, path: path, buffered: o.Buffered}
-	w.cw = csv.NewWriter(&w.buf)
-	fi, err := f.Stat()
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("report %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		w.Close()
-		return nil, fmt.Errorf("report %s: not a regular file", path)
-	}
-	if o.Resume && fi.Size() > 0 {
-		if err := w.loadExisting(fi.Size(), o.Existing); err != nil {
-			w.Close()
-			return nil, err
-		}
-		return w, nil
-	}
-	if err := f.Truncate(0); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("report %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("report %s: %w", path, err)
-	}
-	if err := w.writeRecord(Header); err != nil {
-		w.Close()
-		return nil, err
-	}
-	return w, w.flush()
-}
-
-// loadExisting reads the rows already in the report, cuts off a torn last
-// line and leaves the offset at the end for appending.
-func (w *Writer) loadExisting(size int64, fn func(Row) error) error {
-	end, err := completeLength(w.f, size)
-	if err != nil {
-		return fmt.Errorf("report %s: %w", w.path, err)
-	}
-	if end < size {
-		w.Torn = true
-		if err := w.f.Truncate(end); err != nil {
-			return fmt.Errorf("report %s: cut torn last line: %w", w.path, err)
-		}
-	}
-	if err := ReadFrom(io.NewSectionReader(w.f, 0, end), w.path, fn); err != nil {
-		return err
-	}
-	if _, err := w.f.Seek(end, io.SeekStart); err != nil {
-		return fmt.Errorf("report %s: %w", w.path, err)
-	}
-	return nil
-}
-
-// completeLength returns the length of f up to and including its last
-// newline: what follows is a line whose write was cut short.
-func completeLength(f io.ReaderAt, size int64) (int64, error) {
-	buf := make([]byte, 4096)
-	for end := size; end > 0; {
-		start := max(0, end-int64(len(buf)))
-		n, err := f.ReadAt(buf[:end-start], start)
-		if err != nil && err != io.EOF {
-			return 0, err
-		}
-		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			return start + int64(i) + 1, nil
-		}
-		end = start
-	}
-	return 0, nil
-}
-
-// Write appends one row. Unless the report is Buffered, the row reaches the
-// file in a single write before Write returns.
-func (w *Writer) Write(r Row) error {
-	w.rec = r.record(w.rec)
-	if err := w.writeRecord(w.rec); err != nil {
-		return err
-	}
-	if w.buffered && w.buf.Len() < 256<<10 {
-		return nil
-	}
-	return w.flush()
-}
-
-func (w *Writer) writeRecord(rec []string) error {
-	if err := w.cw.Write(rec); err != nil {
-		return fmt.Errorf("report %s: %w", w.path, err)
-	}
-	w.cw.Flush()
-	return w.cw.Error()
-}
-
-func (w *Writer) flush() error {
-	if w.buf.Len() == 0 {
-		return nil
-	}
-	_, err := w.f.Write(w.buf.Bytes())
-	w.buf.Reset()
-	if err != nil {
-		return fmt.Errorf("report %s: %w", w.path, err)
-	}
-	return nil
-}
-
-// Close flushes, syncs and releases the lock.
-func (w *Writer) Close() error {
-	if w.f == nil {
-		return nil
-	}
-	err := w.flush()
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	w.f = nil
-	return err
-}
 
 // ReadFile reads a report without locking or changing it, skipping a torn
 // last line. It is what --baseline uses.
@@ -263,7 +71,7 @@ func ReadFile(path string, fn func(Row) error) error {
 	if err != nil {
 		return fmt.Errorf("report %s: %w", path, err)
 	}
-	end, err := completeLength(f, fi.Size())
+	end, err := CompleteLength(f, fi.Size())
 	if err != nil {
 		return fmt.Errorf("report %s: %w", path, err)
 	}

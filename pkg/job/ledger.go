@@ -1,0 +1,262 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/certalloc/certalloc/pkg/apply"
+	"github.com/certalloc/certalloc/pkg/plan"
+	"github.com/certalloc/certalloc/pkg/report"
+)
+
+// ledger is what is known of each row of a plan: its latest record across
+// the previous report and the journal (latest wins), and what this run does
+// with it. It holds 24 bytes a row besides the plan, never the records
+// themselves: the final report copies them from the files.
+type ledger struct {
+	rows  []plan.Row
+	byID  []int32 // positions in rows, sorted by Id
+	slots []slot
+}
+
+type slot struct {
+	off    int64 // the latest record's bytes in its file
+	len    int32
+	src    source
+	status status
+	count  int32 // CertTotalCount of the latest record
+	do     disposition
+}
+
+// source is the file a slot's latest record is in.
+type source uint8
+
+const (
+	srcNone source = iota
+	srcReport
+	srcJournal
+)
+
+// status of a row's latest record. Only succeeded means done: a failure,
+// a lost answer, a record of a send with no outcome after it (a crash) all
+// leave the row to be sent again, whatever came before.
+type status uint8
+
+const (
+	stNone status = iota
+	stSucceeded
+	stOther
+)
+
+// disposition is what this run does with a row.
+type disposition uint8
+
+const (
+	doSend       disposition = iota // send it (the default)
+	doSkip                          // already done with this total (--resume): carry its record
+	doUnchanged                     // unchanged since --baseline: not sent
+	doNotSent                       // to send, but the run stopped first
+	doUnrecorded                    // sent, but its outcome could not be journaled
+)
+
+func newLedger(rows []plan.Row) *ledger {
+	l := &ledger{rows: rows, byID: make([]int32, len(rows)), slots: make([]slot, len(rows))}
+	for i := range l.byID {
+		l.byID[i] = int32(i)
+	}
+	slices.SortFunc(l.byID, func(a, b int32) int {
+		switch x, y := rows[a].ID, rows[b].ID; {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	})
+	return l
+}
+
+// pos returns the position in the plan of the row with id, or -1.
+func (l *ledger) pos(id int64) int {
+	i, ok := slices.BinarySearchFunc(l.byID, id, func(p int32, id int64) int {
+		switch x := l.rows[p].ID; {
+		case x < id:
+			return -1
+		case x > id:
+			return 1
+		}
+		return 0
+	})
+	if !ok {
+		return -1
+	}
+	return int(l.byID[i])
+}
+
+// note records rec as the latest record of its row; records of Ids not in
+// the plan are counted, not kept.
+func (l *ledger) note(src source, rec *report.Record) (inPlan bool) {
+	p := l.pos(rec.ID)
+	if p < 0 {
+		return false
+	}
+	s := &l.slots[p]
+	s.off, s.len, s.src, s.count = rec.Off, int32(rec.Len), src, rec.CertTotalCount
+	s.status = stOther
+	if rec.Status == report.Succeeded {
+		s.status = stSucceeded
+	}
+	return true
+}
+
+// noteJournal records that row p's latest record is now the journal's
+// bytes at off.
+func (l *ledger) noteJournal(p int, off, n int64, st status, count int32) {
+	s := &l.slots[p]
+	s.off, s.len, s.src, s.status, s.count = off, int32(n), srcJournal, st, count
+}
+
+// done reports whether row p's latest record is a success with today's
+// total.
+func (l *ledger) done(p int) bool {
+	s := &l.slots[p]
+	return s.status == stSucceeded && s.count == l.rows[p].CertTotalCount
+}
+
+// prior is what a previous report and its journal say.
+type prior struct {
+	foreign   int64 // an Id not in the plan (0: none)
+	foreignAt string
+	applied   int  // records of rows sent or being sent
+	torn      bool // the journal ended in a torn line
+	exists    bool // the report or the journal has records
+}
+
+// record returns a Scan callback that notes each record in the ledger and
+// counts what a run must know before it writes anything. ctx is checked
+// as it goes, so a signal during a long read ends the run at once.
+func (l *ledger) record(ctx context.Context, name string, src source, pr *prior, cols **report.Columns) func(*report.Columns, *report.Record) error {
+	n := 0
+	return func(c *report.Columns, rec *report.Record) error {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		*cols = c
+		pr.exists = true
+		if rec.Status == report.Succeeded || rec.Status == report.Sending || rec.Attempts > 0 {
+			pr.applied++
+		}
+		if !l.note(src, rec) && pr.foreign == 0 {
+			pr.foreign, pr.foreignAt = rec.ID, fmt.Sprintf("%s:%d", name, rec.FileLine)
+		}
+		return nil
+	}
+}
+
+// readFile reads the whole records of a report or journal into the ledger,
+// without changing the file; a missing file has none. A torn last line (a
+// journal cut by a crash, or a report of an earlier version) is skipped,
+// and reported in pr.torn.
+func (l *ledger) readFile(ctx context.Context, path string, src source, pr *prior) (*report.Columns, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	end, err := report.CompleteLength(f, fi.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	pr.torn = pr.torn || end < fi.Size()
+	if end == 0 {
+		return nil, nil
+	}
+	var cols *report.Columns
+	err = report.Scan(io.NewSectionReader(f, 0, end), path, l.record(ctx, path, src, pr, &cols))
+	return cols, err
+}
+
+// writeReport writes the final report: one row per plan row, in plan
+// order, each the row's latest record (copied from the previous report or
+// the journal) or, for rows this run did not send, a row saying why.
+func (l *ledger) writeReport(w io.Writer, files [3]recordFile, rc rowContext) error {
+	buf := make([]byte, 0, 64<<10)
+	var rec []byte
+	for p, row := range l.rows {
+		s := &l.slots[p]
+		var err error
+		switch {
+		case s.do == doUnchanged:
+			buf = report.AppendRow(buf, &report.Row{Line: row.Line, ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
+				Status: report.Succeeded, ErrorMessage: "unchanged since baseline " + rc.baseline + "; not sent", FinishedAt: rc.now})
+		case s.do == doNotSent:
+			buf = report.AppendRow(buf, &report.Row{Line: row.Line, ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
+				Status: report.Failed, ErrorCode: "NotAttempted", ErrorMessage: "not sent: " + rc.stopReason, FinishedAt: rc.now})
+		case s.do == doUnrecorded:
+			r := reportRow(rc.unrecorded[p])
+			buf = report.AppendRow(buf, &r)
+		case s.src != srcNone:
+			f := files[s.src]
+			if cap(rec) < int(s.len) {
+				rec = make([]byte, s.len)
+			}
+			rec = rec[:s.len]
+			if _, err = f.r.ReadAt(rec, s.off); err == nil {
+				buf, err = report.CopyRecord(buf, f.cols, rec, row.Line)
+			}
+		default:
+			err = fmt.Errorf("internal error: no record for plan line %d (Id %d)", row.Line, row.ID)
+		}
+		if err != nil {
+			return err
+		}
+		if len(buf) >= 60<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	_, err := w.Write(buf)
+	return err
+}
+
+// recordFile is a file records are copied from.
+type recordFile struct {
+	r    io.ReaderAt
+	cols *report.Columns
+}
+
+// rowContext is what the rows a run writes itself need to say.
+type rowContext struct {
+	now, baseline, stopReason string
+	unrecorded                map[int]apply.Outcome
+}
+
+// final says whether row p ends the run succeeded.
+func (l *ledger) succeeded(p int) bool {
+	s := &l.slots[p]
+	switch s.do {
+	case doUnchanged:
+		return true
+	case doNotSent:
+		return false
+	case doUnrecorded:
+		return false
+	}
+	return s.status == stSucceeded && s.count == l.rows[p].CertTotalCount
+}
+
+// nowRFC3339 is the time rows written by the run itself carry.
+func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339) }

@@ -1,0 +1,255 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"unicode"
+	"unicode/utf8"
+)
+
+// JournalPath is where the journal of the report at path lives: beside it,
+// so that a rename of the final report never crosses file systems.
+func JournalPath(report string) string { return report + ".journal" }
+
+// Journal is the crash-safe record of a run in progress: report rows
+// appended as they happen, one write(2) each, so a crash leaves whole rows
+// and at most one torn last line, which the next Load cuts off. The
+// journal does not lock: the caller holds the report's lock (Lock).
+type Journal struct {
+	mu   sync.Mutex
+	f    *os.File
+	path string
+	size int64 // bytes of whole rows; a failed write is cut back to it
+	buf  []byte
+}
+
+// OpenJournal opens the journal at path, creating it if needed, without
+// following a symlink there. Call Load before Append.
+func OpenJournal(path string, private bool) (*Journal, error) {
+	perm := os.FileMode(0o644)
+	if private {
+		perm = 0o600
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("journal %s: is a symlink; refusing to write through it", path)
+		}
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	return &Journal{f: f, path: path, size: fi.Size()}, nil
+}
+
+// Load reads every whole record already in the journal (left by a run that
+// crashed), calling fn for each, and only then cuts a torn last line off:
+// nothing is changed in a journal that does not read. A nil fn skips the
+// reading, for a caller that has read the journal already. An empty
+// journal gets the header. Torn reports whether a line was cut.
+func (j *Journal) Load(fn func(*Columns, *Record) error) (torn bool, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	end, err := CompleteLength(j.f, j.size)
+	if err != nil {
+		return false, fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if end > 0 && fn != nil {
+		if err := Scan(io.NewSectionReader(j.f, 0, end), j.path, fn); err != nil {
+			return false, err
+		}
+	}
+	if end < j.size {
+		torn = true
+		if err := j.f.Truncate(end); err != nil {
+			return false, fmt.Errorf("journal %s: cut torn last line: %w", j.path, err)
+		}
+		j.size = end
+	}
+	if j.size == 0 {
+		j.buf = appendFields(j.buf[:0], Header)
+		if err := j.write(); err != nil {
+			return torn, err
+		}
+	}
+	return torn, nil
+}
+
+// Reset empties the journal and writes the header: for a run that
+// replaces the earlier record.
+func (j *Journal) Reset() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.f.Truncate(0); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.size = 0
+	j.buf = appendFields(j.buf[:0], Header)
+	return j.write()
+}
+
+// HeaderLine is the report's header as a CSV line.
+func HeaderLine() []byte { return appendFields(nil, Header) }
+
+// Append writes one row in a single write and returns where it went. On a
+// failed or short write (a full disk) the file is cut back to its last
+// whole row and the error returned: the journal never holds a torn row in
+// its middle.
+func (j *Journal) Append(r *Row) (off, n int64, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.buf = AppendRow(j.buf[:0], r)
+	off = j.size
+	if err := j.write(); err != nil {
+		return 0, 0, err
+	}
+	return off, int64(len(j.buf)), nil
+}
+
+func (j *Journal) write() error {
+	if j.f == nil {
+		return fmt.Errorf("journal %s: closed", j.path)
+	}
+	n, err := j.f.WriteAt(j.buf, j.size)
+	if err == nil && n < len(j.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		if terr := j.f.Truncate(j.size); terr != nil {
+			return fmt.Errorf("journal %s: %w (and cutting the partial row failed: %v)", j.path, err, terr)
+		}
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.size += int64(n)
+	return nil
+}
+
+// ReaderAt gives access to the journal's bytes, for copying records into
+// the final report.
+func (j *Journal) ReaderAt() io.ReaderAt { return j.f }
+
+// Close syncs and closes the journal.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Sync()
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	j.f = nil
+	return err
+}
+
+// AppendRow appends r as one CSV record in Header order, newline included,
+// quoting exactly as encoding/csv does.
+func AppendRow(dst []byte, r *Row) []byte {
+	opt := func(dst []byte, p *int64) []byte {
+		if p == nil {
+			return dst
+		}
+		return strconv.AppendInt(dst, *p, 10)
+	}
+	dst = strconv.AppendInt(dst, int64(r.Line), 10)
+	dst = append(dst, ',')
+	dst = strconv.AppendInt(dst, r.ID, 10)
+	dst = append(dst, ',')
+	dst = strconv.AppendInt(dst, int64(r.CertTotalCount), 10)
+	dst = append(dst, ',')
+	dst = appendField(dst, r.Status)
+	dst = append(dst, ',')
+	dst = strconv.AppendInt(dst, int64(r.Attempts), 10)
+	dst = append(dst, ',')
+	dst = appendField(dst, r.RequestID)
+	dst = append(dst, ',')
+	dst = opt(dst, r.CertCount)
+	dst = append(dst, ',')
+	dst = opt(dst, r.CurrentYearFreeCertCount)
+	dst = append(dst, ',')
+	dst = appendField(dst, r.ErrorCode)
+	dst = append(dst, ',')
+	dst = appendField(dst, r.ErrorMessage)
+	dst = append(dst, ',')
+	if r.Status != Planned {
+		dst = strconv.AppendInt(dst, r.LatencyMs, 10)
+	}
+	dst = append(dst, ',')
+	dst = appendField(dst, r.FinishedAt)
+	dst = append(dst, ',')
+	dst = appendField(dst, r.CaIdentifier)
+	return append(dst, '\n')
+}
+
+func appendFields(dst []byte, fields []string) []byte {
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendField(dst, f)
+	}
+	return append(dst, '\n')
+}
+
+// appendField quotes f when encoding/csv's Writer would.
+func appendField(dst []byte, f string) []byte {
+	if !needsQuotes(f) {
+		return append(dst, f...)
+	}
+	dst = append(dst, '"')
+	for i := 0; i < len(f); i++ {
+		if f[i] == '"' {
+			dst = append(dst, '"')
+		}
+		dst = append(dst, f[i])
+	}
+	return append(dst, '"')
+}
+
+func needsQuotes(f string) bool {
+	if f == "" {
+		return false
+	}
+	if f == `\.` {
+		return true
+	}
+	for i := 0; i < len(f); i++ {
+		switch f[i] {
+		case '\n', '\r', '"', ',':
+			return true
+		}
+	}
+	r, _ := utf8.DecodeRuneInString(f)
+	return unicode.IsSpace(r)
+}
+
+// CompleteLength returns the length of f up to and including its last
+// newline: what follows is a line whose write was cut short.
+func CompleteLength(f io.ReaderAt, size int64) (int64, error) {
+	buf := make([]byte, 4096)
+	for end := size; end > 0; {
+		start := max(0, end-int64(len(buf)))
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return 0, nil
+}
