@@ -68,7 +68,7 @@ func TestServerRejects(t *testing.T) {
 		{"stale timestamp", func(p url.Values) { p.Set("Timestamp", old) }, "sk", 400, "InvalidTimeStamp.Expired"},
 		{"bad timestamp", func(p url.Values) { p.Set("Timestamp", "yesterday") }, "sk", 400, "InvalidTimeStamp.Format"},
 		{"sts without token", func(p url.Values) { p.Set("AccessKeyId", "sts") }, "sts-sk", 400, "InvalidSecurityToken.Malformed"},
-		{"sts wrong token", func(p url.Values) { p.Set("AccessKeyId", "sts"); p.Set("SecurityToken", "bad") }, "sts-sk", 400, "InvalidSecurityToken.Mismatch"},
+		{"sts wrong token", func(p url.Values) { p.Set("AccessKeyId", "sts"); p.Set("SecurityToken", "bad") }, "sts-sk", 400, "InvalidSecurityToken.MismatchWithAccessKey"},
 		{"sts ok", func(p url.Values) { p.Set("AccessKeyId", "sts"); p.Set("SecurityToken", "tok") }, "sts-sk", 200, ""},
 		{"forbidden", func(p url.Values) { p.Set("AccessKeyId", "forbidden") }, "f", 403, "Forbidden.RAM"},
 		{"bad id", func(p url.Values) { p.Set("Id", "-3") }, "sk", 400, "InvalidParameter"},
