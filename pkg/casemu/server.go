@@ -137,12 +137,16 @@ func New(cfg Config) *Server {
 	return &Server{
 		cfg:        cfg,
 		tokenOwner: owners,
-		rng:        mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		rng:        newRNG(seed),
 		nonces:     make(map[string]time.Time),
 		windows:    make(map[string]*window),
 		state:      make(map[int64]*Assignment),
 		stats:      Stats{ByCode: make(map[string]int)},
 	}
+}
+
+func newRNG(seed uint64) *mrand.Rand {
+	return mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
 // State returns the emulated state of id.
