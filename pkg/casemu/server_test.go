@@ -88,7 +88,9 @@ func TestServerRejects(t *testing.T) {
 		{"sts expired", func(p url.Values) { p.Set("AccessKeyId", "stale"); p.Set("SecurityToken", "stale-tok") }, "stale-sk", 400, "InvalidSecurityToken.Expired"},
 		{"signature over the wrong method", func(p url.Values) { p.Set("Signature", Sign(StringToSign("GET", p), "sk")) }, "sk", 400, "SignatureDoesNotMatch"},
 		{"unsupported signature method", func(p url.Values) { p.Set("SignatureMethod", "HMAC-SHA256") }, "sk", 400, "IncompleteSignature"},
-		{"future timestamp", func(p url.Values) { p.Set("Timestamp", time.Now().Add(16*time.Minute).UTC().Format("2006-01-02T15:04:05Z")) }, "sk", 400, "InvalidTimeStamp.Expired"},
+		{"future timestamp", func(p url.Values) {
+			p.Set("Timestamp", time.Now().Add(16*time.Minute).UTC().Format("2006-01-02T15:04:05Z"))
+		}, "sk", 400, "InvalidTimeStamp.Expired"},
 		{"ca identifier", func(p url.Values) { p.Set("CaIdentifier", "1f2e3d4c") }, "sk", 200, ""},
 		{"sts ok", func(p url.Values) { p.Set("AccessKeyId", "sts"); p.Set("SecurityToken", "tok") }, "sts-sk", 200, ""},
 		{"forbidden", func(p url.Values) { p.Set("AccessKeyId", "forbidden") }, "f", 403, "Forbidden.RAM"},
