@@ -214,6 +214,7 @@ func endless(w http.ResponseWriter, r *http.Request, head string) {
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	defer rc.SetWriteDeadline(time.Time{}) // the connection may serve again
 	if _, err := w.Write([]byte(head)); err != nil {
 		return
 	}
