@@ -14,15 +14,17 @@ import (
 var testKeys = map[string]Key{
 	"ak":        {Secret: "sk"},
 	"sts":       {Secret: "sts-sk", SecurityToken: "tok"},
+	"sts2":      {Secret: "sts2-sk", SecurityToken: "tok2"},
+	"stale":     {Secret: "stale-sk", SecurityToken: "stale-tok", TokenExpired: true},
 	"off":       {Secret: "x", Inactive: true},
 	"forbidden": {Secret: "f", Forbidden: true},
 }
 
 var nonceSeq int
 
-// call signs params like the SDK does and sends them to s.
-func call(t *testing.T, s *Server, mutate func(url.Values), secret string) (int, map[string]any, http.Header) {
-	t.Helper()
+// signed returns the parameters the SDK sends, changed by mutate and signed
+// for method with secret (unless mutate set a Signature).
+func signed(method string, mutate func(url.Values), secret string) url.Values {
 	nonceSeq++
 	p := url.Values{
 		"Action": {Action}, "Version": {Version}, "Format": {"JSON"},
@@ -36,12 +38,24 @@ func call(t *testing.T, s *Server, mutate func(url.Values), secret string) (int,
 		mutate(p)
 	}
 	if p.Get("Signature") == "" {
-		p.Set("Signature", Sign(StringToSign("POST", p), secret))
+		p.Set("Signature", Sign(StringToSign(method, p), secret))
 	}
-	req := httptest.NewRequest("POST", "/?"+p.Encode(), nil)
+	return p
+}
+
+// send signs params like the SDK does and sends them to s.
+func send(s *Server, method string, mutate func(url.Values), secret string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, "/?"+signed(method, mutate, secret).Encode(), nil)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
+	return rec
+}
+
+// call sends a POST and decodes its JSON answer.
+func call(t *testing.T, s *Server, mutate func(url.Values), secret string) (int, map[string]any, http.Header) {
+	t.Helper()
+	rec := send(s, "POST", mutate, secret)
 	var body map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatalf("answer is not JSON: %q", rec.Body.String())
@@ -68,7 +82,16 @@ func TestServerRejects(t *testing.T) {
 		{"stale timestamp", func(p url.Values) { p.Set("Timestamp", old) }, "sk", 400, "InvalidTimeStamp.Expired"},
 		{"bad timestamp", func(p url.Values) { p.Set("Timestamp", "yesterday") }, "sk", 400, "InvalidTimeStamp.Format"},
 		{"sts without token", func(p url.Values) { p.Set("AccessKeyId", "sts") }, "sts-sk", 400, "InvalidSecurityToken.Malformed"},
-		{"sts wrong token", func(p url.Values) { p.Set("AccessKeyId", "sts"); p.Set("SecurityToken", "bad") }, "sts-sk", 400, "InvalidSecurityToken.Mismatch"},
+		{"sts wrong token", func(p url.Values) { p.Set("AccessKeyId", "sts"); p.Set("SecurityToken", "bad") }, "sts-sk", 400, "InvalidSecurityToken.MismatchWithAccessKey"},
+		{"sts token of another key", func(p url.Values) { p.Set("AccessKeyId", "sts"); p.Set("SecurityToken", "tok2") }, "sts-sk", 400, "InvalidSecurityToken.MismatchWithAccessKey"},
+		{"permanent key with an sts token", func(p url.Values) { p.Set("SecurityToken", "tok") }, "sk", 400, "InvalidSecurityToken.MismatchWithAccessKey"},
+		{"sts expired", func(p url.Values) { p.Set("AccessKeyId", "stale"); p.Set("SecurityToken", "stale-tok") }, "stale-sk", 400, "InvalidSecurityToken.Expired"},
+		{"signature over the wrong method", func(p url.Values) { p.Set("Signature", Sign(StringToSign("GET", p), "sk")) }, "sk", 400, "SignatureDoesNotMatch"},
+		{"unsupported signature method", func(p url.Values) { p.Set("SignatureMethod", "HMAC-SHA256") }, "sk", 400, "IncompleteSignature"},
+		{"future timestamp", func(p url.Values) {
+			p.Set("Timestamp", time.Now().Add(16*time.Minute).UTC().Format("2006-01-02T15:04:05Z"))
+		}, "sk", 400, "InvalidTimeStamp.Expired"},
+		{"ca identifier", func(p url.Values) { p.Set("CaIdentifier", "1f2e3d4c") }, "sk", 200, ""},
 		{"sts ok", func(p url.Values) { p.Set("AccessKeyId", "sts"); p.Set("SecurityToken", "tok") }, "sts-sk", 200, ""},
 		{"forbidden", func(p url.Values) { p.Set("AccessKeyId", "forbidden") }, "f", 403, "Forbidden.RAM"},
 		{"bad id", func(p url.Values) { p.Set("Id", "-3") }, "sk", 400, "InvalidParameter"},
