@@ -10,6 +10,8 @@ import (
 	"github.com/certalloc/certalloc/pkg/casemu"
 )
 
+func emuConfig() casemu.Config { return casemu.Config{RateLimit: -1} }
+
 func emulator(t *testing.T, cfg casemu.Config) (*casemu.Server, Endpoint) {
 	t.Helper()
 	if cfg.Keys == nil {
@@ -121,20 +123,17 @@ func TestClientsRaceFree(t *testing.T) {
 	}
 }
 
-// Proxies from the environment serve real endpoints, never loopback.
-func TestTransportProxy(t *testing.T) {
-	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
-	t.Setenv("NO_PROXY", "")
-	remote, _, _ := ParseEndpoint("", false)
-	rt := newTransport(remote, time.Second, 4)
-	req := httptest.NewRequest("POST", "https://cas.aliyuncs.com/", nil)
-	u, err := rt.Proxy(req)
-	if err != nil || u == nil || u.Host != "proxy.example:3128" {
-		t.Errorf("proxy for %s = %v, %v; want proxy.example:3128", remote, u, err)
-	}
+// The transport keeps certificate checks on and one idle connection per
+// worker; loopback never goes through a proxy.
+func TestTransportSettings(t *testing.T) {
 	local, _, _ := ParseEndpoint("http://127.0.0.1:8080", false)
 	if rt := newTransport(local, time.Second, 4); rt.Proxy != nil {
 		t.Errorf("a loopback endpoint has a proxy")
+	}
+	remote, _, _ := ParseEndpoint("", false)
+	rt := newTransport(remote, time.Second, 4)
+	if rt.Proxy == nil {
+		t.Errorf("a remote endpoint ignores the proxy variables")
 	}
 	if rt.TLSClientConfig != nil && rt.TLSClientConfig.InsecureSkipVerify {
 		t.Errorf("certificate verification is off")
@@ -156,7 +155,7 @@ func TestAssignCallsOnWireOnce(t *testing.T) {
 	refused, _, _ := ParseEndpoint("http://127.0.0.1:1", false)
 	c = clients(t, refused, "AKID", "sekret", "", 1, time.Second)[0]
 	calls := 0
-	if _, e := c.Assign(Request{ID: 1, CertTotalCount: 1}, func() { calls++ }); e == nil || e.Code != CodeConnectionRefused || calls != 0 {
-		t.Errorf("Assign to nothing: %v, onWire called %d times; want ConnectionRefused and no call", e, calls)
+	if _, e := c.Assign(Request{ID: 1, CertTotalCount: 1}, func() { calls++ }); e == nil || e.Code != CodeConnectionRefused || e.MaybeApplied || calls != 0 {
+		t.Errorf("Assign to nothing: %v, onWire called %d times; want ConnectionRefused, not maybe applied, and no call", e, calls)
 	}
 }
