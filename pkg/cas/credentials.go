@@ -135,9 +135,10 @@ Check the profile with 'aliyun configure list'; certalloc supports the modes AK,
 		b.WriteString(`no Alibaba Cloud credentials found. certalloc looked, in this order, for:
   1. ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (plus ALIBABA_CLOUD_SECURITY_TOKEN for STS)
        export ALIBABA_CLOUD_ACCESS_KEY_ID=... ALIBABA_CLOUD_ACCESS_KEY_SECRET=...
-     then the same from ALIBABACLOUD_ACCESS_KEY_ID/_SECRET/ALIBABACLOUD_SECURITY_TOKEN,
-     ALICLOUD_ACCESS_KEY_ID/_SECRET/ALICLOUD_SECURITY_TOKEN (aliyun CLI),
-     ALICLOUD_ACCESS_KEY/ALICLOUD_SECRET_KEY (Terraform)
+     then, as the aliyun CLI and Terraform name them, each pair with its token:
+       ALIBABACLOUD_ACCESS_KEY_ID, ALIBABACLOUD_ACCESS_KEY_SECRET, ALIBABACLOUD_SECURITY_TOKEN
+       ALICLOUD_ACCESS_KEY_ID, ALICLOUD_ACCESS_KEY_SECRET, ALICLOUD_SECURITY_TOKEN
+       ALICLOUD_ACCESS_KEY, ALICLOUD_SECRET_KEY, ALICLOUD_SECURITY_TOKEN
   2. OIDC: ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE (RRSA on ACK)
   3. the aliyun CLI's ~/.aliyun/config.json, profile from --profile, ALIBABA_CLOUD_PROFILE or its "current";
      modes AK, StsToken, RamRoleArn, EcsRamRole, OIDC, ChainableRamRoleArn
