@@ -382,7 +382,7 @@ func finish(e *Error, creds *Credentials) {
 		ad.EncodedDiagnosticMessage = safe(ad.EncodedDiagnosticMessage, maxDiagnosticBytes)
 	}
 	msg := safe(e.Message, rawTextCap)
-	if hint := ramHint(e); hint != "" {
+	if hint := ramHint(e); hint != "" && !strings.Contains(msg, hint) {
 		if msg == "" {
 			msg = hint
 		} else {

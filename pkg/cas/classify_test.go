@@ -198,6 +198,9 @@ func TestClassifyRAMDetail(t *testing.T) {
 			t.Errorf("Message = %q; want it to name %q", e.Message, want)
 		}
 	}
+	if again := Classify(e); again.Message != e.Message {
+		t.Errorf("Classify twice: %q, then %q; want the same message", e.Message, again.Message)
+	}
 	if strings.Contains(e.Message, "QUJD") {
 		t.Errorf("Message = %q; the encoded diagnostic belongs in AccessDenied only", e.Message)
 	}
