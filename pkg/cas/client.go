@@ -115,8 +115,8 @@ func NewClients(cfg Config, n int) ([]*Client, error) {
 // service's rate limit will count. It is not called if no connection is
 // made.
 func (c *Client) Assign(r Request, onWire func()) (Result, *Error) {
-	c.rt.begin(onWire)
-	defer c.rt.begin(nil)
+	at := c.rt.begin(onWire)
+	defer func() { c.rt.cur = nil }()
 
 	req := requests.NewCommonRequest()
 	req.Method = requests.POST // a CommonRequest defaults to GET
@@ -142,10 +142,10 @@ func (c *Client) Assign(r Request, onWire func()) (Result, *Error) {
 	case panicked:
 		// The SDK asserts that an error body's RequestId, Code and
 		// AccessDeniedDetail have the documented types, and panics if not.
-		e = unreadable(CodeBadResponse, "the error answer does not have the documented JSON shape", c.rt.status, c.rt.header)
+		e = unreadable(CodeBadResponse, "the error answer does not have the documented JSON shape", at.status, at.header)
 	case err != nil:
 		e = classify(err)
-		if !c.rt.called && e.Code != CodeCredentials {
+		if !at.called && e.Code != CodeCredentials {
 			// It failed inside the SDK, before the transport: the SDK reads
 			// the proxy variables on every call.
 			if pe := checkProxyEnv(c.cfg.Endpoint, nil); pe != nil {
@@ -154,7 +154,7 @@ func (c *Client) Assign(r Request, onWire func()) (Result, *Error) {
 				e = &Error{Class: Fatal, Code: CodeClient, Message: "the SDK could not build the request URL"}
 			}
 		}
-		if !c.rt.wrote.Load() {
+		if !at.wrote.Load() {
 			notSent(e)
 		}
 	default:

@@ -23,16 +23,21 @@ const MaxResponseBytes = 1 << 20
 // roundTripper hides the shared *http.Transport from the SDK: given one,
 // the SDK rewrites its dialer, TLS config and proxy on every call, which
 // races when clients share it (API.md; upstream issue #538). Each Client
-// has its own roundTripper, so its per-attempt fields need no lock: a
-// Client serves one goroutine at a time.
+// has its own roundTripper, so cur needs no lock: a Client serves one
+// goroutine at a time.
 //
 // It is also where an answer is made harmless before the SDK sees it: a
 // redirect becomes an error (the SDK's http.Client would follow it with the
 // same nonce, unpaced), and the body is capped. And it records what it
 // knows about the attempt, for Assign to classify with.
 type roundTripper struct {
-	t *http.Transport
+	t   *http.Transport
+	cur *attempt
+}
 
+// attempt is what the transport saw of one Assign. Each Assign gets a new
+// one, so that a late callback of an earlier attempt cannot mark this one.
+type attempt struct {
 	onWire func()
 	called bool        // the SDK got as far as sending
 	wrote  atomic.Bool // the request was written to a connection (set from the transport's writer goroutine)
@@ -40,30 +45,33 @@ type roundTripper struct {
 	header http.Header
 }
 
-func (r *roundTripper) begin(onWire func()) {
-	r.onWire, r.called, r.status, r.header = onWire, false, 0, nil
-	r.wrote.Store(false)
+func (r *roundTripper) begin(onWire func()) *attempt {
+	r.cur = &attempt{onWire: onWire}
+	return r.cur
 }
 
 func (r *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	r.called = true
+	a := r.cur
+	if a == nil {
+		a = &attempt{}
+	}
+	a.called = true
 	var once sync.Once
-	hook := r.onWire
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 		GotConn: func(httptrace.GotConnInfo) {
-			if hook != nil {
-				once.Do(hook)
+			if a.onWire != nil {
+				once.Do(a.onWire)
 			}
 		},
 		// Called once the request is flushed, or failed part-way: either
 		// way the service may have it.
-		WroteRequest: func(httptrace.WroteRequestInfo) { r.wrote.Store(true) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { a.wrote.Store(true) },
 	}))
 	resp, err := r.t.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	r.status, r.header = resp.StatusCode, resp.Header
+	a.status, a.header = resp.StatusCode, resp.Header
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		resp.Body.Close()
 		return nil, &redirectError{status: resp.StatusCode}
