@@ -75,3 +75,62 @@ func clip(s string, n int) string {
 	}
 	return s[:cut] + mark
 }
+
+// finish makes an Error's texts safe to log and report: secrets scrubbed
+// (creds may be nil), one line, bounded. Redaction comes first, so that a
+// cut cannot leave half a secret that no longer matches.
+func finish(e *Error, creds *Credentials) {
+	safe := func(s string, n int) string {
+		if len(s) > rawTextCap {
+			s = s[:rawTextCap]
+		}
+		return clip(oneLine(creds.Redact(s)), n)
+	}
+	e.Code = safe(e.Code, maxCodeBytes)
+	e.RequestID = safe(e.RequestID, maxRequestIDBytes)
+	if ad := e.AccessDenied; ad != nil {
+		for _, f := range []*string{&ad.AuthAction, &ad.AuthPrincipalType, &ad.AuthPrincipalDisplayName, &ad.NoPermissionType, &ad.PolicyType} {
+			*f = safe(*f, 128)
+		}
+		ad.EncodedDiagnosticMessage = safe(ad.EncodedDiagnosticMessage, maxDiagnosticBytes)
+	}
+	msg := safe(e.Message, rawTextCap)
+	if hint := ramHint(e); hint != "" && !strings.Contains(msg, hint) {
+		if msg == "" {
+			msg = hint
+		} else {
+			msg = clip(msg, MaxMessageBytes-len(hint)-2) + "; " + hint
+		}
+	}
+	e.Message = clip(msg, MaxMessageBytes)
+}
+
+// ramHint tells the operator which RAM policy to fix, from the service's
+// AccessDeniedDetail when it gave one.
+func ramHint(e *Error) string {
+	ad := e.AccessDenied
+	if ad == nil || ad.AuthAction == "" && ad.NoPermissionType == "" && ad.PolicyType == "" {
+		if e.Code == "NoPermission" || strings.HasPrefix(e.Code, "Forbidden") {
+			return "the RAM policy must allow " + RAMAction
+		}
+		return ""
+	}
+	action := ad.AuthAction
+	if action == "" {
+		action = RAMAction
+	}
+	var parts []string
+	for _, kv := range [][2]string{{"NoPermissionType", ad.NoPermissionType}, {"PolicyType", ad.PolicyType}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+" "+kv[1])
+		}
+	}
+	if who := strings.TrimSpace(ad.AuthPrincipalType + " " + ad.AuthPrincipalDisplayName); who != "" {
+		parts = append(parts, "principal "+who)
+	}
+	hint := "RAM denied " + action
+	if len(parts) > 0 {
+		hint += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return clip(hint, 256)
+}
