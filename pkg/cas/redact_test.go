@@ -105,3 +105,20 @@ func TestRedactShortSecretsIgnored(t *testing.T) {
 		t.Errorf("redact with a 3-byte secret = %q; want the text as is", got)
 	}
 }
+
+// The cost of scrubbing one error message at its largest (rawTextCap) with
+// an STS token of typical length remembered.
+func BenchmarkRedact(b *testing.B) {
+	token := strings.Repeat("CAIS+tok/en=", 80) // about 1 KB, like a real STS token
+	c, err := StaticCredentials("AKID", "abcdefghijklmnopqrstuvwxyz0123", token, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := strings.Repeat("<p>upstream %2F error \\u0041</p>", rawTextCap/32)[:rawTextCap-len(token)] + url.QueryEscape(token)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if got := c.Redact(text); !strings.HasSuffix(got, "***") {
+			b.Fatalf("the token is left: %.40q", got[len(got)-40:])
+		}
+	}
+}
