@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,8 +27,8 @@ const (
 	Retryable Class = iota + 1
 	// RowFinal: this row cannot succeed as written; record it and go on.
 	RowFinal
-	// Fatal: no row can succeed (credentials, permission, signing, clock);
-	// stop sending.
+	// Fatal: no row can succeed (credentials, permission, signing, clock,
+	// a gateway that does not know the API); stop sending.
 	Fatal
 )
 
@@ -49,24 +52,56 @@ const (
 	CodeEndpointNotFound  = "EndpointNotFound"  // the endpoint's host name does not resolve
 	CodeTLS               = "TLSError"          // certificate verification or TLS handshake failed
 	CodeTransport         = "TransportError"    // any other network failure
-	CodeBadResponse       = "BadResponse"       // a 2xx answer whose body is not the documented JSON
-	CodeClient            = "ClientError"       // the SDK could not build or sign the request
+	CodeBadResponse       = "BadResponse"       // an answer that is not the documented JSON (or a 2xx carrying an error)
+	CodeResponseTooLarge  = "ResponseTooLarge"  // an answer body past MaxResponseBytes
+	CodeRedirected        = "Redirected"        // a 3xx answer; never followed
+	CodeBadProxy          = "BadProxy"          // a proxy environment variable no request can get past
+	CodeCredentials       = "CredentialsUnavailable"
+	CodeClient            = "ClientError" // the SDK could not build or sign the request
 )
+
+// RAMAction is the RAM action a policy must allow for AssignCertificateCount.
+const RAMAction = "yundun-cert:AssignCertificateCount"
+
+// MaxRetryAfter caps a server's wait hint, so that a bogus header cannot
+// stall a row for minutes (the aliyun CLI caps at the same 60 s).
+const MaxRetryAfter = 60 * time.Second
+
+// AccessDenied is the service's account of a RAM refusal (the
+// AccessDeniedDetail object of a NoPermission or Forbidden.RAM answer).
+type AccessDenied struct {
+	AuthAction               string // the RAM action checked, e.g. yundun-cert:AssignCertificateCount
+	AuthPrincipalType        string // SubUser, AssumedRoleUser, Federated
+	AuthPrincipalDisplayName string
+	NoPermissionType         string // ImplicitDeny (no Allow) or ExplicitDeny (a Deny matched)
+	PolicyType               string // which kind of policy refused: AccountLevelIdentityBasedPolicy, ControlPolicy, ...
+	// EncodedDiagnosticMessage decodes, with RAM's DecodeDiagnosticMessage
+	// API, into the policy that matched. It is long, so it stays out of
+	// Error.Message.
+	EncodedDiagnosticMessage string
+}
 
 // Error is a failed attempt, classified. Its text is built from the code,
 // the status and the message only: never from an SDK error string, which
-// embeds the signed URL (and with it any STS token).
+// embeds the signed URL (and with it any STS token). Message is one line of
+// at most MaxMessageBytes, scrubbed of secrets.
 type Error struct {
 	Class      Class
 	Code       string
 	HTTPStatus int // 0 when no answer came
 	Message    string
 	RequestID  string
-	// RetryAfter is the server's x-acs-retry-after hint, 0 when absent.
+	// RetryAfter is the server's wait hint (x-acs-retry-after, else the
+	// TimeLeft of x-ratelimit-user), 0 when absent, at most MaxRetryAfter.
 	RetryAfter time.Duration
 	// MaybeApplied is set when the request may have reached the service but
-	// its answer was lost.
+	// its answer was lost or unreadable. It is never set for a request that
+	// did not leave (no connection, bad proxy, DNS).
 	MaybeApplied bool
+	// AccessDenied is set for a RAM refusal that came with details.
+	AccessDenied *AccessDenied
+
+	throttled bool // an answer shape that says throttled without a code
 }
 
 func (e *Error) Error() string {
@@ -85,18 +120,28 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Throttled reports whether the service said the account is over its rate.
-func (e *Error) Throttled() bool { return strings.HasPrefix(e.Code, "Throttling") }
+// Throttled reports whether the service said the account is over its rate,
+// in any of its shapes: a code containing Throttling (Throttling.User,
+// Throttling.Api, Rejected.Throttling), HTTP 429 whatever the body, or an
+// x-acs-retry-after header whatever the code.
+func (e *Error) Throttled() bool {
+	return e.throttled || isThrottleCode(e.Code) || e.HTTPStatus == http.StatusTooManyRequests
+}
+
+func isThrottleCode(code string) bool { return strings.Contains(strings.ToLower(code), "throttling") }
 
 // fatalCodes stop the run: no other row can succeed either. Matched as
 // exact codes or as prefixes ending in ".".
 var fatalCodes = []string{
+	// credentials and signing
 	"SignatureDoesNotMatch", "IncompleteSignature", "InvalidSignatureMethod",
-	"InvalidAccessKeyId.", "Forbidden", "Forbidden.", "NoPermission",
-	"InvalidSecurityToken.", "MissingSecurityToken",
-	"SignatureNonceUsed", "InvalidTimeStamp.",
-	"InvalidAction.", "InvalidVersion", "UnsupportedHTTPMethod",
-	"InvalidRegionId", "InvalidAccessKeyId",
+	"InvalidAccessKeyId", "InvalidAccessKeyId.", "InvalidSecurityToken.", "MissingSecurityToken",
+	"SignatureNonceUsed", "InvalidTimeStamp.", "IllegalTimestamp",
+	// permission
+	"Forbidden", "Forbidden.", "NoPermission",
+	// a gateway or region that does not serve this API
+	"InvalidAction.", "InvalidApi.", "InvalidVersion", "InvalidProduct.", "InvalidRegion.", "InvalidRegionId",
+	"InvalidProtocol.", "UnsupportedHTTPMethod",
 }
 
 func isFatalCode(code string) bool {
@@ -109,53 +154,159 @@ func isFatalCode(code string) bool {
 }
 
 // classifyServer classifies an answer the service gave.
-func classifyServer(status int, code, msg, requestID string, header http.Header) *Error {
+func classifyServer(status int, code, msg, requestID string, header http.Header, detail map[string]any) *Error {
 	e := &Error{Code: code, HTTPStatus: status, Message: msg, RequestID: requestID}
 	if e.Code == "" {
 		e.Code = "HTTP" + strconv.Itoa(status)
 	}
+	e.throttled = hasRetryAfter(header)
 	switch {
 	case e.Throttled():
 		e.Class = Retryable
-		e.RetryAfter = retryAfter(header)
+		e.RetryAfter = throttleWait(header)
 	case code == "ServiceUnavailable" || status >= 500:
 		e.Class = Retryable
-		e.RetryAfter = retryAfter(header)
 	case isFatalCode(code), status == http.StatusUnauthorized, status == http.StatusForbidden:
 		e.Class = Fatal
 	default:
 		e.Class = RowFinal
 	}
+	e.AccessDenied = accessDenied(detail)
 	return e
 }
 
-// retryAfter reads x-acs-retry-after, which Alibaba Cloud gives in
-// milliseconds.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("x-acs-retry-after"))
-	ms, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || ms <= 0 {
-		return 0
+// unreadable classifies an answer whose body could not be read or parsed.
+// Its status and headers still say whether it was throttled; a 4xx was
+// refused, anything else may have taken effect.
+func unreadable(code, msg string, status int, header http.Header) *Error {
+	e := &Error{Class: Retryable, Code: code, HTTPStatus: status, Message: msg}
+	e.throttled = status == http.StatusTooManyRequests || hasRetryAfter(header)
+	if e.throttled {
+		e.RetryAfter = throttleWait(header)
+	} else {
+		e.MaybeApplied = status < 400 || status >= 500
 	}
-	return min(time.Duration(ms)*time.Millisecond, 10*time.Minute)
+	return e
 }
 
-// Classify turns any error from one SDK call into *Error. It looks at types
-// and codes only, never at message text.
+func accessDenied(detail map[string]any) *AccessDenied {
+	if len(detail) == 0 {
+		return nil
+	}
+	str := func(k string) string { s, _ := detail[k].(string); return s }
+	return &AccessDenied{
+		AuthAction: str("AuthAction"), AuthPrincipalType: str("AuthPrincipalType"),
+		AuthPrincipalDisplayName: str("AuthPrincipalDisplayName"), NoPermissionType: str("NoPermissionType"),
+		PolicyType: str("PolicyType"), EncodedDiagnosticMessage: str("EncodedDiagnosticMessage"),
+	}
+}
+
+func hasRetryAfter(h http.Header) bool { return len(h.Values("x-acs-retry-after")) > 0 }
+
+// throttleWait reads a throttled answer's wait hint: x-acs-retry-after in
+// milliseconds; else the TimeLeft, in milliseconds, of the exhausted one of
+// x-ratelimit-user and x-ratelimit-user-api; else Retry-After in seconds.
+func throttleWait(h http.Header) time.Duration {
+	if ms, ok := parseMillis(h.Get("x-acs-retry-after")); ok {
+		return ms
+	}
+	var wait time.Duration
+	for _, name := range []string{"x-ratelimit-user", "x-ratelimit-user-api"} {
+		for _, v := range h.Values(name) {
+			if d, ok := rateLimitWait(v); ok {
+				wait = max(wait, d)
+			}
+		}
+	}
+	if wait > 0 {
+		return wait
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && s > 0 {
+		return min(time.Duration(s)*time.Second, MaxRetryAfter)
+	}
+	return 0
+}
+
+func parseMillis(v string) (time.Duration, bool) {
+	ms, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(ms) || ms <= 0 {
+		return 0, false
+	}
+	if ms >= float64(MaxRetryAfter/time.Millisecond) {
+		return MaxRetryAfter, true
+	}
+	return time.Duration(ms * float64(time.Millisecond)), true
+}
+
+// rateLimitWait reads "Limit:1,Remain:0,TimeLeft:2000,Reset:...". A limit
+// with calls left is not the one that throttled, so it gives no wait.
+func rateLimitWait(v string) (time.Duration, bool) {
+	var left time.Duration
+	found := false
+	for _, field := range strings.Split(v, ",") {
+		k, val, _ := strings.Cut(field, ":")
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "remain":
+			if n, err := strconv.Atoi(strings.TrimSpace(val)); err == nil && n > 0 {
+				return 0, false
+			}
+		case "timeleft":
+			left, found = parseMillis(val)
+		}
+	}
+	return left, found
+}
+
+// Classify turns any error from one SDK call into *Error, its Message one
+// line and bounded (but not scrubbed of secrets: Client.Assign does that).
+// It looks at types, codes, statuses and headers only, never at message
+// text.
 func Classify(err error) *Error {
+	e := classify(err)
+	if e != nil {
+		finish(e, nil)
+	}
+	return e
+}
+
+// classify is Classify without the final trimming of the texts, which must
+// come after redaction.
+func classify(err error) *Error {
 	if err == nil {
 		return nil
 	}
-	var ce *Error
-	if errors.As(err, &ce) {
+	var (
+		ce   *Error
+		se   *sdkerrors.ServerError
+		re   *redirectError
+		tl   *tooLargeError
+		pe   *proxyError
+		cre  *credentialsError
+		cle  *sdkerrors.ClientError
+		ue   *url.Error
+		synE *syntax.Error
+	)
+	switch {
+	case errors.As(err, &ce):
 		return ce
-	}
-	var se *sdkerrors.ServerError
-	if errors.As(err, &se) {
-		return classifyServer(se.HttpStatus(), se.ErrorCode(), se.Message(), se.RequestId(), http.Header(se.RespHeaders))
-	}
-	var cle *sdkerrors.ClientError
-	if errors.As(err, &cle) {
+	case errors.As(err, &se):
+		return classifyServer(se.HttpStatus(), se.ErrorCode(), se.Message(), se.RequestId(), http.Header(se.RespHeaders), se.AccessDeniedDetail())
+	case errors.As(err, &re):
+		return &Error{Class: Retryable, Code: CodeRedirected, HTTPStatus: re.status,
+			Message: "the endpoint answered with a redirect, which certalloc never follows; check --endpoint"}
+	case errors.As(err, &tl):
+		return unreadable(CodeResponseTooLarge, fmt.Sprintf("the answer's body is larger than %d bytes", MaxResponseBytes), tl.status, tl.header)
+	case errors.As(err, &pe):
+		return pe.classified()
+	case errors.As(err, &cre):
+		return &Error{Class: Retryable, Code: CodeCredentials, Message: "the credentials provider (" + cre.provider + ") gave no credentials; nothing was sent"}
+	case errors.As(err, &ue) && ue.Op == "parse":
+		// The SDK parses HTTP(S)_PROXY itself, before anything is sent.
+		return &Error{Class: Fatal, Code: CodeBadProxy, Message: "a proxy environment variable (HTTPS_PROXY or HTTP_PROXY) is not a valid URL; fix or unset it"}
+	case errors.As(err, &synE):
+		// ... and compiles each NO_PROXY entry as a regular expression.
+		return &Error{Class: Fatal, Code: CodeBadProxy, Message: "NO_PROXY holds an entry the SDK cannot read; fix or unset it"}
+	case errors.As(err, &cle):
 		if inner := cle.OriginError(); inner != nil {
 			if e := classifyTransport(inner); e.Code != CodeTransport {
 				return e
@@ -193,4 +344,21 @@ func classifyTransport(err error) *Error {
 		return &Error{Class: Retryable, Code: CodeConnectionLost, Message: "connection closed before the answer; the call may have taken effect", MaybeApplied: true}
 	}
 	return &Error{Class: Retryable, Code: CodeTransport, Message: "network error", MaybeApplied: true}
+}
+
+// notSent corrects a transport failure that happened before the request
+// was written: whatever the error says, the service cannot have seen it.
+func notSent(e *Error) {
+	if !e.MaybeApplied {
+		return
+	}
+	e.MaybeApplied = false
+	switch e.Code {
+	case CodeClientTimeout:
+		e.Message = "timed out before the request was sent (connecting, TLS or proxy)"
+	case CodeConnectionLost:
+		e.Message = "connection closed before the request was sent"
+	default:
+		e.Message = "network error before the request was sent"
+	}
 }

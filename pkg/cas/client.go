@@ -4,17 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptrace"
-	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/responses"
 )
 
 // API facts the client relies on (see ../shared/API.md).
@@ -29,61 +25,13 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 )
 
-// Endpoint is where calls go.
-type Endpoint struct {
-	Scheme   string // "https" or "http"
-	Host     string // host[:port]
-	Loopback bool
-}
-
-func (e Endpoint) String() string { return e.Scheme + "://" + e.Host }
-
-// ParseEndpoint reads --endpoint. A bare host means https. Plain http is
-// refused unless the host is loopback or allowInsecure is set, in which case
-// warn is non-empty and should be shown to the operator.
-func ParseEndpoint(s string, allowInsecure bool) (ep Endpoint, warn string, err error) {
-	if s == "" {
-		s = DefaultEndpoint
-	}
-	if !strings.Contains(s, "://") {
-		s = "https://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return Endpoint{}, "", fmt.Errorf("endpoint %q: %v", s, err)
-	}
-	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return Endpoint{}, "", fmt.Errorf("endpoint %q: want scheme://host[:port] and nothing else", s)
-	}
-	ep = Endpoint{Scheme: strings.ToLower(u.Scheme), Host: u.Host, Loopback: isLoopback(u.Hostname())}
-	switch ep.Scheme {
-	case "https":
-	case "http":
-		if !ep.Loopback {
-			if !allowInsecure {
-				return Endpoint{}, "", fmt.Errorf("endpoint %q: plain http is only allowed to loopback addresses; use https, or pass --insecure-endpoint if you really mean it", s)
-			}
-			warn = fmt.Sprintf("endpoint %s is plain http to a non-loopback host: requests and their signatures travel unencrypted", ep)
-		}
-	default:
-		return Endpoint{}, "", fmt.Errorf("endpoint %q: scheme must be https or http", s)
-	}
-	return ep, warn, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // Config sets up the clients of one run.
 type Config struct {
+	// Endpoint is where calls go; the zero value means the region's host
+	// (see ResolveEndpoint).
 	Endpoint       Endpoint
 	Region         string
-	Timeout        time.Duration // per attempt, the whole request
+	Timeout        time.Duration // per attempt: connecting, sending and reading the whole answer
 	ConnectTimeout time.Duration
 	Credentials    *Credentials // resolved, see ResolveCredentials
 	UserAgent      string
@@ -115,7 +63,8 @@ type Client struct {
 }
 
 // NewClients returns n clients that share one connection pool and one
-// credentials provider.
+// credentials provider. It fails, with a Fatal *Error, when a proxy
+// environment variable would fail every call.
 func NewClients(cfg Config, n int) ([]*Client, error) {
 	if cfg.Credentials == nil {
 		return nil, errors.New("no credentials")
@@ -129,7 +78,16 @@ func NewClients(cfg Config, n int) ([]*Client, error) {
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
 	}
+	if !ValidRegion(cfg.Region) {
+		return nil, fmt.Errorf("region %q: want a region id such as cn-hangzhou", cfg.Region)
+	}
+	if cfg.Endpoint.Host == "" {
+		cfg.Endpoint = Endpoint{Scheme: "https", Host: RegionalHost(cfg.Region, false)}
+	}
 	shared := newTransport(cfg.Endpoint, cfg.ConnectTimeout, n)
+	if e := checkProxyEnv(cfg.Endpoint, shared.Proxy); e != nil {
+		return nil, e
+	}
 	out := make([]*Client, n)
 	for i := range out {
 		rt := &roundTripper{t: shared}
@@ -157,8 +115,8 @@ func NewClients(cfg Config, n int) ([]*Client, error) {
 // service's rate limit will count. It is not called if no connection is
 // made.
 func (c *Client) Assign(r Request, onWire func()) (Result, *Error) {
-	c.rt.onWire = onWire
-	defer func() { c.rt.onWire = nil }()
+	at := c.rt.begin(onWire)
+	defer func() { c.rt.cur = nil }()
 
 	req := requests.NewCommonRequest()
 	req.Method = requests.POST // a CommonRequest defaults to GET
@@ -175,54 +133,77 @@ func (c *Client) Assign(r Request, onWire func()) (Result, *Error) {
 	req.SetReadTimeout(c.cfg.Timeout)
 	req.SetConnectTimeout(c.cfg.ConnectTimeout)
 
-	resp, err := c.sdk.ProcessCommonRequest(req)
-	if err != nil {
-		e := Classify(err)
-		e.Message = c.creds.Redact(e.Message)
-		return Result{}, e
+	var (
+		res Result
+		e   *Error
+	)
+	resp, err, panicked := c.process(req)
+	switch {
+	case panicked:
+		// The SDK asserts that an error body's RequestId, Code and
+		// AccessDeniedDetail have the documented types, and panics if not.
+		e = unreadable(CodeBadResponse, "the error answer does not have the documented JSON shape", at.status, at.header)
+	case err != nil:
+		e = classify(err)
+		if !at.called && e.Code != CodeCredentials {
+			// It failed inside the SDK, before the transport: the SDK reads
+			// the proxy variables on every call.
+			if pe := checkProxyEnv(c.cfg.Endpoint, nil); pe != nil {
+				e = pe
+			} else if e.Code == CodeBadProxy {
+				e = &Error{Class: Fatal, Code: CodeClient, Message: "the SDK could not build the request URL"}
+			}
+		}
+		if !at.wrote.Load() {
+			notSent(e)
+		}
+	default:
+		res, e = decodeResult(resp)
 	}
-	var res Result
-	if err := json.Unmarshal(resp.GetHttpContentBytes(), &res); err != nil || res.RequestID == "" {
-		return Result{}, &Error{Class: Retryable, Code: CodeBadResponse, HTTPStatus: resp.GetHttpStatus(),
-			Message: "the answer is not the documented JSON", MaybeApplied: true}
+	if e != nil {
+		finish(e, c.creds)
+		return Result{}, e
 	}
 	return res, nil
 }
 
-// roundTripper hides the shared *http.Transport from the SDK: given one,
-// the SDK rewrites its dialer, TLS config and proxy on every call, which
-// races when clients share it (API.md; upstream issue #538). Each Client
-// has its own roundTripper, so onWire needs no lock: a Client serves one
-// goroutine at a time.
-type roundTripper struct {
-	t      *http.Transport
-	onWire func()
+// process is the one SDK call, with its panics turned into an answer.
+func (c *Client) process(req *requests.CommonRequest) (resp *responses.CommonResponse, err error, panicked bool) {
+	defer func() {
+		if recover() != nil {
+			panicked = true
+		}
+	}()
+	resp, err = c.sdk.ProcessCommonRequest(req)
+	return resp, err, false
 }
 
-func (r *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	if r.onWire != nil {
-		var once sync.Once
-		hook := r.onWire
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			GotConn: func(httptrace.GotConnInfo) { once.Do(hook) },
-		}))
+// decodeResult reads a 2xx answer. Only the documented success shape is a
+// success: a gateway's 200 with an error Code, or a body without RequestId,
+// may or may not have been applied, so it is retried and flagged.
+func decodeResult(resp *responses.CommonResponse) (Result, *Error) {
+	var body struct {
+		Result
+		Code string `json:"Code"`
 	}
-	return r.t.RoundTrip(req)
-}
-
-func newTransport(ep Endpoint, connectTimeout time.Duration, conns int) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext
-	// One idle connection per worker, or Go's default of 2 churns them.
-	t.MaxIdleConns = conns + 4
-	t.MaxIdleConnsPerHost = conns + 4
-	t.IdleConnTimeout = 90 * time.Second
-	t.TLSHandshakeTimeout = connectTimeout
-	t.TLSClientConfig = nil // the default: verify certificates
-	if ep.Loopback {
-		t.Proxy = nil // a proxy for loopback would send local traffic away
-	} else {
-		t.Proxy = http.ProxyFromEnvironment
+	status, header := resp.GetHttpStatus(), resp.GetHttpHeaders()
+	bad := func(msg string) (Result, *Error) {
+		e := unreadable(CodeBadResponse, msg, status, header)
+		if isThrottleCode(body.Code) {
+			e.throttled, e.MaybeApplied = true, false
+		}
+		return Result{}, e
 	}
-	return t
+	if err := json.Unmarshal(resp.GetHttpContentBytes(), &body); err != nil {
+		return bad("the answer is not the documented JSON")
+	}
+	switch strings.ToLower(body.Code) {
+	case "", "200", "ok", "success":
+	default:
+		return bad("a 2xx answer carries error code " + strconv.Quote(body.Code))
+	}
+	if body.RequestID == "" {
+		return bad("the answer has no RequestId")
+	}
+	return body.Result, nil
 }

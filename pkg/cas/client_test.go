@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/certalloc/certalloc/pkg/casemu"
 )
+
+func emuConfig() casemu.Config { return casemu.Config{RateLimit: -1} }
 
 func emulator(t *testing.T, cfg casemu.Config) (*casemu.Server, Endpoint) {
 	t.Helper()
@@ -62,25 +65,59 @@ func TestAssignFailures(t *testing.T) {
 		secret string
 		class  Class
 		code   string
+		maybe  bool
 	}{
-		{"bad secret", casemu.Faults{}, "wrong", Fatal, "SignatureDoesNotMatch"},
-		{"row fails", casemu.Faults{FailIDs: map[int64]bool{1: true}}, "sekret", RowFinal, "InvalidParameter"},
-		{"503", casemu.Faults{Error503Rate: 1}, "sekret", Retryable, "ServiceUnavailable"},
-		{"dropped", casemu.Faults{DropRate: 1}, "sekret", Retryable, CodeConnectionLost},
-		{"hang", casemu.Faults{HangRate: 1, HangFor: 2 * time.Second}, "sekret", Retryable, CodeClientTimeout},
+		{"bad secret", casemu.Faults{}, "wrong", Fatal, "SignatureDoesNotMatch", false},
+		{"row fails", casemu.Faults{FailIDs: map[int64]bool{1: true}}, "sekret", RowFinal, "InvalidParameter", false},
+		{"503", casemu.Faults{Error503Rate: 1}, "sekret", Retryable, "ServiceUnavailable", false},
+		{"dropped", casemu.Faults{DropRate: 1}, "sekret", Retryable, CodeConnectionLost, true},
+		{"hang", casemu.Faults{HangRate: 1, HangFor: 2 * time.Second}, "sekret", Retryable, CodeClientTimeout, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ep := emulator(t, casemu.Config{RateLimit: -1, Faults: tt.faults})
 			c := clients(t, ep, "AKID", tt.secret, "", 1, 300*time.Millisecond)[0]
 			_, e := c.Assign(Request{ID: 1, CertTotalCount: 1}, nil)
-			if e == nil || e.Class != tt.class || e.Code != tt.code {
-				t.Fatalf("Assign = %v; want %v %s", e, tt.class, tt.code)
+			if e == nil || e.Class != tt.class || e.Code != tt.code || e.MaybeApplied != tt.maybe {
+				t.Fatalf("Assign = %v, maybe applied %v; want %v %s, %v", e, e.MaybeApplied, tt.class, tt.code, tt.maybe)
 			}
 			if strings.Contains(e.Error(), "sekret") || strings.Contains(e.Error(), "Signature=") {
 				t.Errorf("error %q leaks", e.Error())
 			}
 		})
+	}
+}
+
+// A timeout before the request was written (here in a TLS handshake the
+// server never answers) cannot have been applied.
+func TestTimeoutBeforeSending(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent until the test ends
+		}
+	}()
+	ep, _, err := ParseEndpoint("https://"+ln.Addr().String(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, _ := StaticCredentials("AKID", "sekret", "", "test")
+	cs, err := NewClients(Config{Endpoint: ep, Credentials: creds, Timeout: 5 * time.Second, ConnectTimeout: 200 * time.Millisecond}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	_, e := cs[0].Assign(Request{ID: 1, CertTotalCount: 1}, func() { calls++ })
+	if e == nil || e.Code != CodeClientTimeout || e.MaybeApplied || calls != 0 || !strings.Contains(e.Message, "before the request was sent") {
+		t.Errorf("Assign = %v, maybe applied %v, onWire called %d times; want a ClientTimeout that sent nothing", e, e.MaybeApplied, calls)
 	}
 }
 
@@ -121,20 +158,17 @@ func TestClientsRaceFree(t *testing.T) {
 	}
 }
 
-// Proxies from the environment serve real endpoints, never loopback.
-func TestTransportProxy(t *testing.T) {
-	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
-	t.Setenv("NO_PROXY", "")
-	remote, _, _ := ParseEndpoint("", false)
-	rt := newTransport(remote, time.Second, 4)
-	req := httptest.NewRequest("POST", "https://cas.aliyuncs.com/", nil)
-	u, err := rt.Proxy(req)
-	if err != nil || u == nil || u.Host != "proxy.example:3128" {
-		t.Errorf("proxy for %s = %v, %v; want proxy.example:3128", remote, u, err)
-	}
+// The transport keeps certificate checks on and one idle connection per
+// worker; loopback never goes through a proxy.
+func TestTransportSettings(t *testing.T) {
 	local, _, _ := ParseEndpoint("http://127.0.0.1:8080", false)
 	if rt := newTransport(local, time.Second, 4); rt.Proxy != nil {
 		t.Errorf("a loopback endpoint has a proxy")
+	}
+	remote, _, _ := ParseEndpoint("", false)
+	rt := newTransport(remote, time.Second, 4)
+	if rt.Proxy == nil {
+		t.Errorf("a remote endpoint ignores the proxy variables")
 	}
 	if rt.TLSClientConfig != nil && rt.TLSClientConfig.InsecureSkipVerify {
 		t.Errorf("certificate verification is off")
@@ -156,7 +190,7 @@ func TestAssignCallsOnWireOnce(t *testing.T) {
 	refused, _, _ := ParseEndpoint("http://127.0.0.1:1", false)
 	c = clients(t, refused, "AKID", "sekret", "", 1, time.Second)[0]
 	calls := 0
-	if _, e := c.Assign(Request{ID: 1, CertTotalCount: 1}, func() { calls++ }); e == nil || e.Code != CodeConnectionRefused || calls != 0 {
-		t.Errorf("Assign to nothing: %v, onWire called %d times; want ConnectionRefused and no call", e, calls)
+	if _, e := c.Assign(Request{ID: 1, CertTotalCount: 1}, func() { calls++ }); e == nil || e.Code != CodeConnectionRefused || e.MaybeApplied || calls != 0 {
+		t.Errorf("Assign to nothing: %v, onWire called %d times; want ConnectionRefused, not maybe applied, and no call", e, calls)
 	}
 }
