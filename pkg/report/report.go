@@ -1,11 +1,3 @@
-// Package report writes and reads certalloc's per-row report and failures
-// files.
-//
-// The report is the run's record of truth. Each row reaches the file in one
-// write(2) as soon as its result is known, so a crash at any moment leaves
-// whole rows (a torn last line is possible only if the write itself was cut,
-// and Open detects and cuts it off). The file is flock'ed for the whole run,
-// so a second run on the same report stops at once instead of interleaving.
 package report
 
 import (
@@ -18,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/gocarina/gocsv"
 
@@ -79,9 +70,6 @@ func (r *Row) record(rec []string) []string {
 // bytes, and an error message is short.
 const maxLineBytes = 64 << 10
 
-// ErrLocked means another run holds the report.
-var ErrLocked = errors.New("another certalloc run holds this report")
-
 // Options tunes Open.
 type Options struct {
 	// Resume keeps the existing rows, calls Existing for each, and appends.
@@ -103,33 +91,35 @@ type Writer struct {
 	cw       *csv.Writer
 	rec      []string
 	buffered bool
+	unlock   func() error
 	// Torn is set when Open cut off an incomplete last line.
 	Torn bool
 }
 
-// Open opens the report at path for writing, taking an exclusive lock held
-// until Close. It never follows a symlink at path. ErrLocked (wrapped) means
-// another run has it.
+// Open opens the report at path for writing, taking the exclusive lock at
+// LockPath(path), held until Close. It never follows a symlink at path.
+// ErrLocked (wrapped) means another run has it.
 func Open(path string, o Options) (*Writer, error) {
 	perm := os.FileMode(0o644)
 	if o.Private {
 		perm = 0o600
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
+	f, err := openNoFollow(path, perm)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
+		if errors.Is(err, errSymlink) {
 			return nil, fmt.Errorf("report %s: is a symlink; refusing to write through it", path)
 		}
 		return nil, fmt.Errorf("report %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	unlock, err := Lock(LockPath(path))
+	if err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, ErrLocked) {
 			return nil, fmt.Errorf("report %s: %w", path, ErrLocked)
 		}
-		return nil, fmt.Errorf("report %s: lock: %w", path, err)
+		return nil, fmt.Errorf("report %s: %w", path, err)
 	}
-	w := &Writer{f: f, path: path, buffered: o.Buffered}
+	w := &Writer{f: f, path: path, buffered: o.Buffered, unlock: unlock}
 	w.cw = csv.NewWriter(&w.buf)
 	fi, err := f.Stat()
 	if err != nil {
@@ -248,6 +238,10 @@ func (w *Writer) Close() error {
 		err = cerr
 	}
 	w.f = nil
+	// Released last: until the report is closed, no other run may open it.
+	if uerr := w.unlock(); err == nil && uerr != nil {
+		err = fmt.Errorf("report %s: unlock: %w", w.path, uerr)
+	}
 	return err
 }
 
@@ -325,16 +319,54 @@ func hasColumns(hdr []string, want ...string) bool {
 
 // FailureRow is one line of the failures file: a plan row.
 type FailureRow struct {
-	ID             int64 `csv:"Id"`
-	CertTotalCount int32 `csv:"CertTotalCount"`
+	ID             int64
+	CertTotalCount int32
+	CaIdentifier   string
 }
 
-// WriteFailures writes rows as a plan to path, atomically: a temporary
-// file in the same folder is renamed over path, so a symlink at path is
-// replaced, never followed, and readers never see half a file.
+// FailuresOptions tunes WriteFailuresWith.
+type FailuresOptions struct {
+	// Private creates the file 0600 instead of 0644.
+	Private bool
+	// CaIdentifier writes the CaIdentifier column even when no row has a
+	// value: set it when the plan had the column, so that the failures
+	// file has the plan's columns.
+	CaIdentifier bool
+}
+
+// WriteFailures is WriteFailuresWith with only Private set.
 func WriteFailures(path string, rows []FailureRow, private bool) error {
-	return WriteAtomic(path, private, func(w io.Writer) error {
-		return gocsv.Marshal(rows, w) // the header alone for no rows
+	return WriteFailuresWith(path, rows, FailuresOptions{Private: private})
+}
+
+// WriteFailuresWith writes rows as a plan to path, atomically: a temporary
+// file in the same folder is renamed over path, so a symlink at path is
+// replaced, never followed, and readers never see half a file. The
+// columns are Id,CertTotalCount, then CaIdentifier when asked for or when
+// a row has one (a value is never dropped). The separator is always a
+// comma, whatever the plan's.
+func WriteFailuresWith(path string, rows []FailureRow, o FailuresOptions) error {
+	withCA := o.CaIdentifier
+	for _, r := range rows {
+		withCA = withCA || r.CaIdentifier != ""
+	}
+	return WriteAtomic(path, o.Private, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		rec := []string{"Id", "CertTotalCount", "CaIdentifier"}
+		if !withCA {
+			rec = rec[:2]
+		}
+		cw.Write(rec)
+		for _, r := range rows {
+			rec[0] = strconv.FormatInt(r.ID, 10)
+			rec[1] = strconv.FormatInt(int64(r.CertTotalCount), 10)
+			if withCA {
+				rec[2] = r.CaIdentifier
+			}
+			cw.Write(rec)
+		}
+		cw.Flush()
+		return cw.Error()
 	})
 }
 
