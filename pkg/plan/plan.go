@@ -224,18 +224,18 @@ func Read(r io.Reader, name string, opts Options, fn func(Row) error) (Stats, er
 		// The column is optional, so a record that stops short of it
 		// (as some exports write an empty last cell) has none.
 		if h.ca >= 0 && h.ca < len(rec) {
-			if ca, e := parseCaIdentifier(rec[h.ca]); e != "" {
+			// A value seen before was valid then: look it up first.
+			if in, seen := cas[strings.TrimSpace(rec[h.ca])]; seen {
+				row.CaIdentifier = in
+			} else if ca, e := parseCaIdentifier(rec[h.ca]); e != "" {
 				add(fieldError(cr, h.ca, ColCaIdentifier, rec[h.ca], e))
 				ok = false
 			} else if ca != "" {
-				in, seen := cas[ca]
-				if !seen {
-					in = strings.Clone(ca)
-					if len(cas) < 1024 {
-						cas[in] = in
-					}
+				ca = strings.Clone(ca)
+				if len(cas) < 1024 {
+					cas[ca] = ca
 				}
-				row.CaIdentifier = in
+				row.CaIdentifier = ca
 			}
 		}
 		if !ok {
