@@ -222,7 +222,7 @@ func Read(r io.Reader, name string, opts Options, fn func(Row) error) (Stats, er
 			row.CertTotalCount = n
 		}
 		// The column is optional, so a record that stops short of it
-		// (as some exports write an empty last cell) has none.
+		// (some exports drop an empty last cell) has none.
 		if h.ca >= 0 && h.ca < len(rec) {
 			// A value seen before was valid then: look it up first.
 			if in, seen := cas[strings.TrimSpace(rec[h.ca])]; seen {
