@@ -6,7 +6,15 @@ FUZZTIME ?= 20s
 # nothing run from here may reach for it.
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED := true
 
-.PHONY: all build test vet lint fuzz bench bench-ci demo ci clean
+# Release builds: the version stamped into every binary, and the
+# platforms operators run certalloc on. VERSION can be overridden
+# (make release VERSION=v1.2.0).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PLATFORMS := linux/amd64 linux/arm64 darwin/arm64 darwin/amd64 windows/amd64
+DIST      := dist
+LDFLAGS   := -X github.com/certalloc/certalloc/pkg/cli.Version=$(VERSION)
+
+.PHONY: all build test vet lint fuzz bench bench-ci demo ci clean cross release
 
 all: build
 
@@ -58,7 +66,27 @@ demo: build
 	ALIBABA_CLOUD_SECURITY_TOKEN= \
 	$(BIN) apply --endpoint $$(cat $$dir/addr) plans/example.csv
 
+# Every release platform, static (CGO_ENABLED=0) and without local paths
+# (-trimpath), into dist/certalloc_<version>_<os>_<arch>[.exe]. CI runs it
+# so that no platform breaks unnoticed.
+cross:
+	@case "$(VERSION)" in ""|*/*|*" "*) echo "VERSION \"$(VERSION)\" cannot be part of a file name"; exit 1;; esac
+	rm -rf $(DIST)
+	mkdir -p $(DIST)
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ "$$os" = windows ] && ext=.exe; \
+		out=$(DIST)/certalloc_$(VERSION)_$${os}_$${arch}$$ext; \
+		echo "  $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$out ./cmd/certalloc; \
+	done
+
+# The binaries of cross and their checksums, in sha256sum's format
+# (check with: cd dist && sha256sum -c SHA256SUMS).
+release: cross
+	@cd $(DIST) && if command -v sha256sum >/dev/null; then sha256sum certalloc_*; else shasum -a 256 certalloc_*; fi > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
+
 ci: lint test fuzz bench-ci
 
 clean:
-	rm -rf bin plans/*.report.csv plans/*.failures.csv plans/*.planned.csv
+	rm -rf bin $(DIST) plans/*.report.csv plans/*.failures.csv plans/*.planned.csv

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/certalloc/certalloc/pkg/apply"
 	"github.com/certalloc/certalloc/pkg/cas"
 	"github.com/certalloc/certalloc/pkg/job"
+	"github.com/certalloc/certalloc/pkg/plan"
 )
 
 const applyLong = `Applies an allocation plan: one AssignCertificateCount call per row, paced
@@ -47,8 +47,7 @@ const applyExamples = `  # check and price a plan; sends nothing, needs no crede
 // the command line checks or turns into it.
 type applyFlags struct {
 	job                 job.Config
-	endpoint            string
-	insecure            bool
+	delimiter           string
 	progress            string
 	progressEvery       time.Duration
 	logFormat, logLevel string
@@ -68,9 +67,11 @@ func (o *applyFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Timeout, "timeout", cas.DefaultTimeout, "per-request timeout")
 	fs.DurationVar(&c.Deadline, "deadline", 0, "stop admitting rows after this long (e.g. 50m); the rest go to the failures file")
 	fs.StringVar(&c.MaxFailures, "max-failures", "", "stop once more than `N` rows (or N% of them) have failed")
-	fs.StringVar(&c.Region, "region", "", "region id (default $ALIBABA_CLOUD_REGION_ID, then the profile's, then cn-hangzhou)")
-	fs.StringVar(&o.endpoint, "endpoint", "", "endpoint `URL` (default https://cas.aliyuncs.com; http only to loopback)")
-	fs.BoolVar(&o.insecure, "insecure-endpoint", false, "allow a plain http endpoint that is not loopback")
+	fs.StringVar(&c.Region, "region", "", "region id (default $ALIBABA_CLOUD_REGION_ID, $ALIBABACLOUD_REGION_ID, $ALICLOUD_REGION_ID, $ALICLOUD_REGION, then the profile's, then cn-hangzhou)")
+	fs.StringVar(&c.EndpointURL, "endpoint", "", "endpoint `URL` (default: from the region, as the official SDKs pick it: cas.aliyuncs.com for cn-hangzhou, cn-shanghai and the other regions of their map, cas.REGION.aliyuncs.com otherwise; http only to loopback)")
+	fs.BoolVar(&c.VPC, "vpc", false, "use the region's VPC endpoint, cas-vpc.REGION.aliyuncs.com")
+	fs.BoolVar(&c.Insecure, "insecure-endpoint", false, "allow a plain http endpoint that is not loopback")
+	fs.StringVar(&o.delimiter, "delimiter", "", "field separator of the plan: , ; tab or | (default: detected from the header: , ; or tab)")
 	fs.StringVar(&c.Profile, "profile", "", "aliyun CLI profile in ~/.aliyun/config.json (default $ALIBABA_CLOUD_PROFILE, then the SDK's default chain)")
 	fs.BoolVar(&c.Private, "private", false, "create output files with mode 0600 instead of 0644")
 	fs.StringVar(&c.SummaryPath, "summary", "", "also write the summary as JSON to this `file`")
@@ -156,33 +157,31 @@ func (o *applyFlags) check(stderr io.Writer) (*termWriter, error) {
 		return nil, usagef("--deadline must be positive, got %v", c.Deadline)
 	case o.progressEvery <= 0:
 		return nil, usagef("--progress-interval must be positive, got %v", o.progressEvery)
-	case c.Region != "" && !regionRE.MatchString(c.Region):
+	case c.Region != "" && !cas.ValidRegion(c.Region):
 		return nil, usagef("--region %q: want a region id such as cn-hangzhou", c.Region)
+	}
+	if o.delimiter != "" {
+		d, err := plan.ParseDelimiter(o.delimiter)
+		if err != nil {
+			return nil, usageError{"--delimiter: " + err.Error()}
+		}
+		c.Delimiter = d
 	}
 	switch o.progress {
 	case "auto", "always", "never":
 	default:
 		return nil, usagef("--progress must be auto, always or never, got %q", o.progress)
 	}
-	ep, warning, err := cas.ParseEndpoint(o.endpoint, o.insecure)
-	if err != nil {
-		return nil, usageError{err.Error()}
-	}
-	c.Endpoint = ep
-	if err := c.Check(); err != nil {
-		return nil, usageError{err.Error()}
-	}
 	term := &termWriter{w: stderr}
+	var err error
 	if c.Log, err = newLogger(term, o.logFormat, o.logLevel); err != nil {
 		return nil, err
 	}
-	if warning != "" {
-		c.Log.Warn(warning)
+	if err := c.Check(); err != nil {
+		return nil, usageError{err.Error()}
 	}
 	return term, nil
 }
-
-var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 func printPlan(w io.Writer, r *job.PlanResult) {
 	fmt.Fprintf(w, "Plan %s is valid: %d rows, %d distinct Ids, CertTotalCount sum %d.\n", r.PlanPath, r.Rows, r.Rows, r.Sum)
@@ -191,6 +190,7 @@ func printPlan(w io.Writer, r *job.PlanResult) {
 			r.ToSend, r.New, r.Changed, r.Unchanged, r.BaselinePath)
 	}
 	fmt.Fprintf(w, "Estimated time at %g requests/s: %s (%d requests, no retries).\n", r.QPS, job.Estimate(r.ToSend, r.QPS), r.ToSend)
+	fmt.Fprintf(w, "An apply would send to %s (region %s).\n", r.Endpoint, r.Region)
 	fmt.Fprintf(w, "Dry run: nothing was sent. Report: %s\n", r.ReportPath)
 }
 
@@ -216,6 +216,7 @@ func printSummary(w io.Writer, s *job.Summary) {
 	if s.Stopped != "" {
 		fmt.Fprintf(&b, "  stopped:     %s: %s\n", s.Stopped, s.StopReason)
 	}
+	fmt.Fprintf(&b, "  endpoint:    %s (region %s)\n", s.Endpoint, s.Region)
 	fmt.Fprintf(&b, "  report:      %s\n", s.Report)
 	if s.Failed+s.NotAttempted > 0 {
 		fmt.Fprintf(&b, "  failures:    %s (a plan: apply it to finish the job)\n", s.Failures)

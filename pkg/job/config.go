@@ -25,6 +25,9 @@ type Config struct {
 	MetricsPath  string // optional Prometheus textfile
 	BaselinePath string // optional earlier report
 
+	// Delimiter is the plan's field separator; 0 detects it.
+	Delimiter rune
+
 	DryRun bool
 	// Resume carries on from the report (and its journal): rows whose last
 	// record is a success with today's total are not sent again.
@@ -42,9 +45,17 @@ type Config struct {
 	Deadline    time.Duration // from Started; 0 means none
 	MaxFailures string        // "N" or "N%" of the rows to send; "" means no limit
 
-	Endpoint cas.Endpoint
-	Region   string // "" resolves from the environment and the profile
-	Profile  string
+	// EndpointURL overrides the endpoint the region implies; VPC picks
+	// the region's VPC endpoint instead; Insecure allows plain http to a
+	// host that is not loopback. Check resolves them into Endpoint.
+	EndpointURL string
+	VPC         bool
+	Insecure    bool
+	Endpoint    cas.Endpoint
+	// Region "" resolves from the environment, then the profile, then
+	// cas.DefaultRegion.
+	Region  string
+	Profile string
 	// Credentials, when nil, are resolved the way the aliyun tools do.
 	Credentials *cas.Credentials
 
@@ -101,6 +112,26 @@ func (c *Config) Check() error {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.QPS > apply.MaxQPS {
+		return inputErrorf("--qps %g is more than certalloc allows (%d): the service's documented limit is %d per account", c.QPS, apply.MaxQPS, apply.DefaultQPS)
+	}
+	if c.Region == "" {
+		env, _ := cas.EnvRegion()
+		c.Region = firstNonEmpty(env, cas.ProfileRegion(c.Profile), cas.DefaultRegion)
+	}
+	ep, warning, err := cas.ResolveEndpoint(c.EndpointURL, c.Region, c.VPC, c.Insecure)
+	if err != nil {
+		return &InputError{err}
+	}
+	if warning != "" {
+		c.Log.Warn(warning)
+	}
+	c.Endpoint = ep
+	if c.QPS > apply.DefaultQPS && !ep.Loopback {
+		// Allowed: Quota Center can raise the limit. But said, because the
+		// quota is the whole account's, shared with every other tool on it.
+		c.Log.Warn("--qps is above the service's documented limit of 10 per account; unless Quota Center raised it, the service will throttle", "qps", c.QPS)
 	}
 	if _, _, err := parseMaxFailures(c.MaxFailures, 0); err != nil {
 		return err

@@ -21,20 +21,25 @@ type PlanResult struct {
 	New, Changed, Unchanged int
 	ToSend                  int
 	QPS                     float64
+	// Endpoint and Region are where an apply would send, shown before
+	// anything is sent: RPC signatures do not cover the host, so a wrong
+	// endpoint would fail every row without saying why.
+	Endpoint, Region string
 }
 
 // Plan validates the plan, compares it with the baseline if any, and
 // writes the rows it would send to the planned report, replacing it whole.
 // It sends nothing and needs no credentials.
 func Plan(ctx context.Context, c Config) (*PlanResult, error) {
-	res := &PlanResult{PlanPath: c.PlanPath, ReportPath: c.ReportPath, BaselinePath: c.BaselinePath, QPS: c.QPS}
+	res := &PlanResult{PlanPath: c.PlanPath, ReportPath: c.ReportPath, BaselinePath: c.BaselinePath, QPS: c.QPS,
+		Endpoint: c.Endpoint.String(), Region: c.Region}
 	var led *ledger
 	var rows []plan.Row
 	if c.BaselinePath != "" {
 		// The baseline is matched by Id, so the plan is held; without one
 		// it is streamed twice, to keep a million-row dry run small.
 		var err error
-		if rows, err = readRows(ctx, c.PlanPath); err != nil {
+		if rows, _, err = readRows(ctx, c.PlanPath, c.Delimiter); err != nil {
 			return nil, err
 		}
 		led = newLedger(rows)
@@ -50,7 +55,7 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 			c.Log.Info("the baseline does not exist yet or is empty: every row is new", "baseline", c.BaselinePath)
 		}
 		res.HasBaseline = true
-	} else if _, err := readPlan(c.PlanPath, func(plan.Row) error { return cause(ctx) }); err != nil {
+	} else if _, err := readPlan(c.PlanPath, c.Delimiter, func(plan.Row) error { return cause(ctx) }); err != nil {
 		return nil, err
 	}
 	err := report.WriteAtomic(c.ReportPath, c.Private, func(w io.Writer) error {
@@ -85,7 +90,7 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 			}
 		} else {
 			p := 0
-			if _, err := readPlan(c.PlanPath, func(r plan.Row) error { p++; return add(p, r) }); err != nil {
+			if _, err := readPlan(c.PlanPath, c.Delimiter, func(r plan.Row) error { p++; return add(p, r) }); err != nil {
 				return err
 			}
 		}
@@ -104,8 +109,8 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 }
 
 // readPlan validates the whole plan; an invalid one is an InputError.
-func readPlan(path string, fn func(plan.Row) error) (plan.Stats, error) {
-	st, err := plan.ReadFile(path, plan.Options{}, fn)
+func readPlan(path string, delim rune, fn func(plan.Row) error) (plan.Stats, error) {
+	st, err := plan.ReadFile(path, plan.Options{Delimiter: delim}, fn)
 	var perrs *plan.Errors
 	switch {
 	case errors.As(err, &perrs):

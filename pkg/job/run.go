@@ -56,13 +56,18 @@ type run struct {
 	stopMsg     string
 	skipped     int
 	unchanged   int
+	hasCA       bool // the plan has a CaIdentifier column: the failures file keeps it
 }
 
 func (r *run) run(ctx context.Context) (*Summary, error) {
 	c := &r.c
-	rows, err := readRows(ctx, c.PlanPath)
+	rows, st, err := readRows(ctx, c.PlanPath, c.Delimiter)
 	if err != nil {
 		return nil, err
+	}
+	r.hasCA = st.HasCaIdentifier
+	if st.Delimiter != ',' {
+		r.log.Info("plan read", "plan", c.PlanPath, "delimiter", plan.DelimiterName(st.Delimiter))
 	}
 	if err := checkWritable(c.ReportPath, c.FailuresPath, c.SummaryPath, c.MetricsPath); err != nil {
 		return nil, fmt.Errorf("%v; nothing was sent", err)
@@ -73,7 +78,6 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 	}
-	region := firstNonEmpty(c.Region, os.Getenv("ALIBABA_CLOUD_REGION_ID"), cas.ProfileRegion(c.Profile), cas.DefaultRegion)
 
 	unlock, err := report.Lock(report.LockPath(c.ReportPath))
 	if err != nil {
@@ -96,7 +100,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	if c.Deadline > 0 {
 		cfg.Deadline = c.Started.Add(c.Deadline) // the budget includes reading the plan
 	}
-	clients, err := cas.NewClients(cas.Config{Endpoint: c.Endpoint, Region: region, Timeout: c.Timeout, Credentials: creds,
+	clients, err := cas.NewClients(cas.Config{Endpoint: c.Endpoint, Region: c.Region, Timeout: c.Timeout, Credentials: creds,
 		UserAgent: c.UserAgent}, min(c.Workers, max(1, len(todo))))
 	if err != nil {
 		return nil, err
@@ -106,7 +110,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		assigners[i] = cl
 	}
 
-	r.log.Info("applying", "plan", c.PlanPath, "rows", len(todo), "endpoint", c.Endpoint.String(), "region", region,
+	r.log.Info("applying", "plan", c.PlanPath, "rows", len(todo), "endpoint", c.Endpoint.String(), "region", c.Region,
 		"credentials", creds.Source, "access_key_id", creds.AccessKeyID, "qps", c.QPS, "workers", len(clients))
 	prog := c.Progress
 	if prog == nil {
@@ -393,10 +397,10 @@ func (r *run) writeFailures() error {
 	var rows []report.FailureRow
 	for p, row := range r.led.rows {
 		if !r.led.succeeded(p) {
-			rows = append(rows, report.FailureRow{ID: row.ID, CertTotalCount: row.CertTotalCount})
+			rows = append(rows, report.FailureRow{ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier})
 		}
 	}
-	if err := report.WriteFailures(r.c.FailuresPath, rows, r.c.Private); err != nil {
+	if err := report.WriteFailures(r.c.FailuresPath, rows, report.FailuresOptions{Private: r.c.Private, CaIdentifier: r.hasCA}); err != nil {
 		return fmt.Errorf("could not write the failures file: %w", err)
 	}
 	return nil
@@ -428,9 +432,9 @@ func (r *run) logAttempt(ctx context.Context) func(apply.Attempt) {
 
 // readRows reads and validates the whole plan. ctx is checked as it goes:
 // a signal while a big plan is read ends the run before anything changes.
-func readRows(ctx context.Context, path string) ([]plan.Row, error) {
+func readRows(ctx context.Context, path string, delim rune) ([]plan.Row, plan.Stats, error) {
 	var rows []plan.Row
-	_, err := readPlan(path, func(row plan.Row) error {
+	st, err := readPlan(path, delim, func(row plan.Row) error {
 		if len(rows)%4096 == 0 && ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
@@ -438,13 +442,9 @@ func readRows(ctx context.Context, path string) ([]plan.Row, error) {
 		return nil
 	})
 	if err != nil {
-		var sig Interrupted
-		if errors.As(err, &sig) {
-			return nil, sig
-		}
-		return nil, err
+		return nil, st, err
 	}
-	return rows, nil
+	return rows, st, nil
 }
 
 func joinIDs(ids []int64) string {

@@ -22,10 +22,6 @@ func testJob(t *testing.T, planCSV string) (Config, *casemu.Server) {
 	emu := casemu.New(casemu.Config{Keys: map[string]casemu.Key{casemu.DemoKeyID: {Secret: casemu.DemoSecret}}, RateLimit: -1})
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
-	ep, _, err := cas.ParseEndpoint(srv.URL, false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	creds, err := cas.StaticCredentials(casemu.DemoKeyID, casemu.DemoSecret, "", "test")
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +31,7 @@ func testJob(t *testing.T, planCSV string) (Config, *casemu.Server) {
 	if err := os.WriteFile(planPath, []byte(planCSV), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := Config{PlanPath: planPath, QPS: 200, Endpoint: ep, Credentials: creds}
+	c := Config{PlanPath: planPath, QPS: 200, EndpointURL: srv.URL, Credentials: creds}
 	if err := c.Check(); err != nil {
 		t.Fatal(err)
 	}

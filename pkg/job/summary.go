@@ -50,6 +50,8 @@ type Summary struct {
 	Plan         string  `json:"plan"`
 	Report       string  `json:"report"`
 	Failures     string  `json:"failures"`
+	Endpoint     string  `json:"endpoint"`
+	Region       string  `json:"region"`
 	PlanRows     int     `json:"plan_rows"`
 	Skipped      int     `json:"skipped_already_done"`
 	Unchanged    int     `json:"unchanged_since_baseline"`
@@ -97,7 +99,7 @@ func (s *Summary) recordErrors(errs ...error) {
 
 func newSummary(ctx context.Context, c *Config, st apply.Stats, planRows, skipped, unchanged int) *Summary {
 	s := &Summary{
-		Plan: c.PlanPath, Report: c.ReportPath, Failures: c.FailuresPath,
+		Plan: c.PlanPath, Report: c.ReportPath, Failures: c.FailuresPath, Endpoint: c.Endpoint.String(), Region: c.Region,
 		PlanRows: planRows, Skipped: skipped, Unchanged: unchanged,
 		Rows: st.Rows, Succeeded: st.Succeeded, Failed: st.Failed, NotAttempted: st.NotAttempted,
 		Requests: st.Requests, Retries: st.Retries, Throttled: st.Throttled, LostAnswers: st.LostAnswers,

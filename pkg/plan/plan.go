@@ -11,14 +11,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/certalloc/certalloc/pkg/csvguard"
 )
 
 // Column names as they appear in a plan header and in the failures file.
 const (
-	ColID    = "Id"
-	ColCount = "CertTotalCount"
+	ColID           = "Id"
+	ColCount        = "CertTotalCount"
+	ColCaIdentifier = "CaIdentifier"
 )
 
 // Limits that keep a hostile or broken file from costing unbounded memory.
@@ -28,6 +30,9 @@ const (
 	// DefaultMaxErrors is how many problems are listed before the rest are
 	// only counted: enough to see a pattern, short enough to read.
 	DefaultMaxErrors = 20
+	// MaxCaIdentifierLen bounds a CaIdentifier. The API documents no
+	// limit; real identifiers are 32 hex digits or a 36-character UUID.
+	MaxCaIdentifierLen = 64
 )
 
 // Row is one validated plan record.
@@ -91,11 +96,20 @@ type Stats struct {
 	Rows int
 	// Sum is the sum of CertTotalCount over all rows.
 	Sum int64
+	// Delimiter is the field separator the plan was read with, detected
+	// or given in Options.
+	Delimiter rune
+	// HasCaIdentifier says the header has a CaIdentifier column (even if
+	// every cell is empty), so that a failures file can keep it.
+	HasCaIdentifier bool
 }
 
 // Options tunes Read. The zero value is ready to use.
 type Options struct {
 	MaxErrors int // 0 means DefaultMaxErrors
+	// Delimiter is the field separator: ',', ';', '\t' or '|' (see
+	// ParseDelimiter). 0 detects ',', ';' or tab from the header line.
+	Delimiter rune
 }
 
 // ReadFile opens path and calls Read. The file name in errors is path.
@@ -118,6 +132,11 @@ func Read(r io.Reader, name string, opts Options, fn func(Row) error) (Stats, er
 	if max <= 0 {
 		max = DefaultMaxErrors
 	}
+	if opts.Delimiter != 0 {
+		if err := checkDelimiter(opts.Delimiter); err != nil {
+			return Stats{}, fmt.Errorf("plan %s: %w", name, err)
+		}
+	}
 	errs := &Errors{}
 	add := func(e *Error) {
 		e.File = name
@@ -128,22 +147,39 @@ func Read(r io.Reader, name string, opts Options, fn func(Row) error) (Stats, er
 		}
 	}
 
-	cr := csv.NewReader(csvguard.NewReader(bufio.NewReaderSize(r, 64<<10), MaxLineBytes))
-	cr.FieldsPerRecord = -1 // field counts are checked here, with better messages
-	cr.ReuseRecord = true
-
-	idCol, countCol, width, err := readHeader(cr, add)
+	br := bufio.NewReaderSize(r, MaxLineBytes)
+	d, perr, err := sniff(br, opts.Delimiter)
 	if err != nil {
 		return Stats{}, err
 	}
-	if idCol < 0 || countCol < 0 {
+	if perr != nil {
+		add(perr)
+		return Stats{}, errs
+	}
+	var src io.Reader = br
+	if d.crOnly {
+		src = &crReader{r: br}
+	}
+	cr := csv.NewReader(csvguard.NewReader(src, MaxLineBytes))
+	cr.Comma = d.delim
+	cr.FieldsPerRecord = -1 // field counts are checked here, with better messages
+	cr.ReuseRecord = true
+
+	h, err := readHeader(cr, d.delim, add)
+	if err != nil {
+		return Stats{}, err
+	}
+	if h.id < 0 || h.count < 0 {
 		return Stats{}, errs
 	}
 
-	var st Stats
+	st := Stats{Delimiter: d.delim, HasCaIdentifier: h.ca >= 0}
 	// Duplicates are found by sorting at the end: 16 bytes a row, where a
 	// map would cost three times that on a million-row plan.
 	var ids []idAt
+	// A plan names few CAs: interned, a million rows share a few strings
+	// instead of each keeping its whole record alive.
+	cas := map[string]string{}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -166,28 +202,46 @@ func Read(r io.Reader, name string, opts Options, fn func(Row) error) (Stats, er
 			add(&Error{Line: line, Msg: fmt.Sprintf("%d fields; at most %d are allowed", len(rec), MaxFields)})
 			continue
 		}
-		if len(rec) < width {
-			add(&Error{Line: line, Msg: fmt.Sprintf("%d field(s), but the header has %d", len(rec), width)})
+		if len(rec) < h.width {
+			add(&Error{Line: line, Msg: fmt.Sprintf("%d field(s), but the header has %d", len(rec), h.width) +
+				rowSeparatorHint(rec, d.delim)})
 			continue
 		}
 		row := Row{Line: line}
 		ok := true
-		if id, e := parseID(rec[idCol]); e != "" {
-			add(fieldError(cr, idCol, ColID, rec[idCol], e))
+		if id, e := parseID(rec[h.id]); e != "" {
+			add(fieldError(cr, h.id, ColID, rec[h.id], e))
 			ok = false
 		} else {
 			row.ID = id
 		}
-		if n, e := parseCount(rec[countCol]); e != "" {
-			add(fieldError(cr, countCol, ColCount, rec[countCol], e))
+		if n, e := parseCount(rec[h.count]); e != "" {
+			add(fieldError(cr, h.count, ColCount, rec[h.count], e))
 			ok = false
 		} else {
 			row.CertTotalCount = n
 		}
+		// The column is optional, so a record that stops short of it
+		// (some exports drop an empty last cell) has none.
+		if h.ca >= 0 && h.ca < len(rec) {
+			// A value seen before was valid then: look it up first.
+			if in, seen := cas[strings.TrimSpace(rec[h.ca])]; seen {
+				row.CaIdentifier = in
+			} else if ca, e := parseCaIdentifier(rec[h.ca]); e != "" {
+				add(fieldError(cr, h.ca, ColCaIdentifier, rec[h.ca], e))
+				ok = false
+			} else if ca != "" {
+				ca = strings.Clone(ca)
+				if len(cas) < 1024 {
+					cas[ca] = ca
+				}
+				row.CaIdentifier = ca
+			}
+		}
 		if !ok {
 			continue
 		}
-		_, idColumn := cr.FieldPos(idCol)
+		_, idColumn := cr.FieldPos(h.id)
 		ids = append(ids, idAt{row.ID, int32(min(line, math.MaxInt32)), int32(min(idColumn, math.MaxInt32))})
 		st.Rows++
 		st.Sum += int64(row.CertTotalCount)
@@ -240,64 +294,72 @@ func duplicates(ids []idAt) []*Error {
 	return errs
 }
 
-func readHeader(cr *csv.Reader, add func(*Error)) (idCol, countCol, width int, err error) {
-	idCol, countCol = -1, -1
+// header holds the 0-based index of each known column (-1 when absent)
+// and the number of fields a record needs to reach the required ones.
+type header struct {
+	id, count, ca int
+	width         int
+}
+
+func readHeader(cr *csv.Reader, delim rune, add func(*Error)) (header, error) {
+	h := header{id: -1, count: -1, ca: -1}
 	rec, err := cr.Read()
 	if err == io.EOF {
 		add(&Error{Line: 1, Msg: "empty plan: want a header naming Id and CertTotalCount"})
-		return -1, -1, 0, nil
+		return h, nil
 	}
 	if err != nil {
 		if e, ok := fatalReadError(err); ok {
 			add(e)
-			return -1, -1, 0, nil
+			return h, nil
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			add(&Error{Line: pe.Line, Column: pe.Column, Msg: "header: " + pe.Err.Error()})
-			return -1, -1, 0, nil
+			return h, nil
 		}
-		return -1, -1, 0, err
+		return h, err
 	}
 	line, _ := cr.FieldPos(0)
 	if len(rec) > MaxFields {
 		add(&Error{Line: line, Msg: fmt.Sprintf("header has %d fields; at most %d are allowed", len(rec), MaxFields)})
-		return -1, -1, 0, nil
-	}
-	if len(rec) > 0 {
-		rec[0] = strings.TrimPrefix(rec[0], "\uFEFF")
+		return h, nil
 	}
 	for i, name := range rec {
 		var col *int
 		switch {
 		case strings.EqualFold(strings.TrimSpace(name), ColID):
-			col = &idCol
+			col = &h.id
 		case strings.EqualFold(strings.TrimSpace(name), ColCount):
-			col = &countCol
+			col = &h.count
+		case strings.EqualFold(strings.TrimSpace(name), ColCaIdentifier):
+			col = &h.ca
 		default:
 			continue
 		}
 		if *col >= 0 {
 			_, c := cr.FieldPos(i)
 			add(&Error{Line: line, Column: c, Msg: fmt.Sprintf("header names column %q twice", name)})
-			return -1, -1, 0, nil
+			h.id, h.count = -1, -1
+			return h, nil
 		}
 		*col = i
 	}
-	bad := false
-	for _, c := range []struct {
-		col  int
-		name string
-	}{{idCol, ColID}, {countCol, ColCount}} {
-		if c.col < 0 {
-			add(&Error{Line: line, Msg: fmt.Sprintf("header has no %s column (found: %s)", c.name, strings.Join(rec, ","))})
-			bad = true
-		}
+	var missing string
+	switch {
+	case h.id < 0 && h.count < 0:
+		missing = "header has neither an Id nor a CertTotalCount column"
+	case h.id < 0:
+		missing = "header has no Id column"
+	case h.count < 0:
+		missing = "header has no CertTotalCount column"
 	}
-	if bad {
-		return -1, -1, 0, nil
+	if missing != "" {
+		add(&Error{Line: line, Msg: fmt.Sprintf("%s (found: %s)", missing, strings.Join(rec, ",")) + separatorHint(rec, delim)})
+		return h, nil
 	}
-	return idCol, countCol, max(idCol, countCol) + 1, nil
+	h.width = max(h.id, h.count) + 1
+	return h, nil
 }
 
 func fieldError(cr *csv.Reader, col int, field, value, msg string) *Error {
@@ -352,4 +414,36 @@ func parseCount(s string) (int32, string) {
 		return 0, "negative; want an integer from 0 to 2147483647"
 	}
 	return int32(n), ""
+}
+
+// parseCaIdentifier accepts what real identifiers look like (32 hex
+// digits, or a UUID) with room to spare: 1 to MaxCaIdentifierLen of
+// A-Z a-z 0-9 . _ : -, starting with a letter or a digit. The first
+// character rule also keeps the report safe to open in a spreadsheet,
+// which would take a leading - as a formula. Empty means none.
+func parseCaIdentifier(s string) (string, string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", ""
+	}
+	const want = "want 1 to 64 of A-Z a-z 0-9 . _ : -, starting with a letter or digit"
+	for _, c := range s {
+		switch {
+		case c == '*':
+			return "", "contains '*': documentation masks identifiers with ****; give the whole identifier"
+		case c > unicode.MaxASCII || !(isAlnum(byte(c)) || c == '.' || c == '_' || c == ':' || c == '-'):
+			return "", fmt.Sprintf("character %q is not allowed; %s", c, want)
+		}
+	}
+	if !isAlnum(s[0]) {
+		return "", "starts with " + strconv.QuoteRune(rune(s[0])) + "; " + want
+	}
+	if len(s) > MaxCaIdentifierLen {
+		return "", fmt.Sprintf("%d characters; %s", len(s), want)
+	}
+	return s, ""
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func readString(s string) ([]Row, Stats, error) {
@@ -119,15 +120,25 @@ func TestReadDoesNotCallBackAfterAnError(t *testing.T) {
 	}
 }
 
+// Fixtures named bad-* are invalid; the others are valid, with the
+// options listed here. The lead's end-to-end tests apply them too.
 func TestReadFixtures(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "plans", "*.csv"))
+	needs := map[string]Options{"pipe.csv": {Delimiter: '|'}}
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "plans", "*"))
 	if len(files) == 0 {
 		t.Fatal("no plan fixtures in testdata/plans")
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			_, err := ReadFile(f, Options{}, func(Row) error { return nil })
-			wantBad := strings.HasPrefix(filepath.Base(f), "bad-")
+		base := filepath.Base(f)
+		t.Run(base, func(t *testing.T) {
+			opts, special := needs[base]
+			if special {
+				if _, err := ReadFile(f, Options{}, func(Row) error { return nil }); err == nil {
+					t.Errorf("ReadFile(%s) without options succeeded; want an error", f)
+				}
+			}
+			_, err := ReadFile(f, opts, func(Row) error { return nil })
+			wantBad := strings.HasPrefix(base, "bad-")
 			if (err != nil) != wantBad {
 				t.Errorf("ReadFile(%s) error = %v; want error: %v", f, err, wantBad)
 			}
@@ -135,6 +146,31 @@ func TestReadFixtures(t *testing.T) {
 				t.Errorf("ReadFile(%s) error %q does not name the file", f, err)
 			}
 		})
+	}
+}
+
+// The dialect fixtures hold one plan, written as each tool exports it.
+func TestDialectFixturesAgree(t *testing.T) {
+	want := []Row{{ID: 33285, CertTotalCount: 5}, {ID: 33286, CertTotalCount: 10}, {ID: 33287, CertTotalCount: 0}}
+	for f, o := range map[string]Options{"excel-bom.csv": {}, "semicolon.csv": {}, "tab.tsv": {}, "cr-only.csv": {},
+		"pipe.csv": {Delimiter: '|'}, "ca-identifier.csv": {}} {
+		var got []Row
+		_, err := ReadFile(filepath.Join("..", "..", "testdata", "plans", f), o, func(r Row) error {
+			r.Line = 0
+			got = append(got, r)
+			return nil
+		})
+		if f == "ca-identifier.csv" && len(got) == 3 {
+			if got[0].CaIdentifier != "160ae6bb538d538c70c01f81dcf2a1b2" || got[1].CaIdentifier != "" || got[2].CaIdentifier != "1f0167b4-ee84-4c1a-9d2e-49bc4d39fa68" {
+				t.Errorf("%s: CaIdentifiers %+v", f, got)
+			}
+			for i := range got {
+				got[i].CaIdentifier = ""
+			}
+		}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: rows %+v, %v; want %+v", f, got, err, want)
+		}
 	}
 }
 
@@ -158,5 +194,139 @@ func BenchmarkRead(b *testing.B) {
 		if _, err := Read(strings.NewReader(data), "b.csv", Options{}, func(Row) error { return nil }); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestReadCaIdentifier(t *testing.T) {
+	hex := "160ae6bb538d538c70c01f81dcf2a1b2"
+	uuid := "1f0167b4-ee84-4c1a-9d2e-49bc4d39fa68"
+	long := strings.Repeat("a", MaxCaIdentifierLen)
+	tests := []struct {
+		name  string
+		in    string
+		want  []Row
+		hasCA bool
+	}{
+		{"values, an empty cell, spaces", "Id,CertTotalCount,CaIdentifier\n1,2," + hex + "\n3,4,\n5,6, " + uuid + " \n",
+			[]Row{{Line: 2, ID: 1, CertTotalCount: 2, CaIdentifier: hex}, {Line: 3, ID: 3, CertTotalCount: 4}, {Line: 4, ID: 5, CertTotalCount: 6, CaIdentifier: uuid}}, true},
+		{"any case, any place", "caidentifier;ID;certtotalcount\nca.1_x:y;1;2\n",
+			[]Row{{Line: 2, ID: 1, CertTotalCount: 2, CaIdentifier: "ca.1_x:y"}}, true},
+		{"a record that stops before the column has none", "Id,CertTotalCount,CaIdentifier\n1,2\n",
+			[]Row{{Line: 2, ID: 1, CertTotalCount: 2}}, true},
+		{"the column with every cell empty", "Id,CertTotalCount,CaIdentifier\n1,2,\n",
+			[]Row{{Line: 2, ID: 1, CertTotalCount: 2}}, true},
+		{"longest", "Id,CertTotalCount,CaIdentifier\n1,2," + long + "\n",
+			[]Row{{Line: 2, ID: 1, CertTotalCount: 2, CaIdentifier: long}}, true},
+		{"no column", "Id,CertTotalCount\n1,2\n", []Row{{Line: 2, ID: 1, CertTotalCount: 2}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, st, err := readString(tt.in)
+			if err != nil {
+				t.Fatalf("Read(%q) error: %v", tt.in, err)
+			}
+			if !reflect.DeepEqual(rows, tt.want) {
+				t.Errorf("Read(%q) rows = %+v; want %+v", tt.in, rows, tt.want)
+			}
+			if st.HasCaIdentifier != tt.hasCA {
+				t.Errorf("Read(%q) HasCaIdentifier = %v; want %v", tt.in, st.HasCaIdentifier, tt.hasCA)
+			}
+		})
+	}
+}
+
+func TestReadCaIdentifierInvalid(t *testing.T) {
+	const rule = "want 1 to 64 of A-Z a-z 0-9 . _ : -, starting with a letter or digit"
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"space", "Id,CertTotalCount,CaIdentifier\n1,2,ca one\n", []string{
+			`p.csv:2:5: CaIdentifier "ca one": character ' ' is not allowed; ` + rule}},
+		{"too long", "Id,CertTotalCount,CaIdentifier\n1,2," + strings.Repeat("a", MaxCaIdentifierLen+1) + "\n", []string{
+			`p.csv:2:5: CaIdentifier "` + strings.Repeat("a", 40) + `...": 65 characters; ` + rule}},
+		{"masked, as in the documentation", "Id,CertTotalCount,CaIdentifier\n1,2,160ae6bb538d538c70c01f81dcf2****\n", []string{
+			`p.csv:2:5: CaIdentifier "160ae6bb538d538c70c01f81dcf2****": contains '*': documentation masks identifiers with ****; give the whole identifier`}},
+		{"leading dash", "Id,CertTotalCount,CaIdentifier\n1,2,-abc\n", []string{
+			`p.csv:2:5: CaIdentifier "-abc": starts with '-'; ` + rule}},
+		{"formula", "Id,CertTotalCount,CaIdentifier\n1,2,\"=cmd|x\"\n", []string{
+			`p.csv:2:5: CaIdentifier "=cmd|x": character '=' is not allowed; ` + rule}},
+		{"not ASCII", "CaIdentifier;Id;CertTotalCount\ncaé;1;2\n", []string{
+			`p.csv:2:1: CaIdentifier "caé": character 'é' is not allowed; ` + rule}},
+		{"tab-separated column", "Id\tCertTotalCount\tCaIdentifier\n1\t2\ta/b\n", []string{
+			`p.csv:2:5: CaIdentifier "a/b": character '/' is not allowed; ` + rule}},
+		{"with a bad count on the same line", "Id,CertTotalCount,CaIdentifier\n1,x,a/b\n", []string{
+			`p.csv:2:3: CertTotalCount "x": not an integer; want an integer from 0 to 2147483647`,
+			`p.csv:2:5: CaIdentifier "a/b": character '/' is not allowed; ` + rule}},
+		{"column twice", "Id,CertTotalCount,CaIdentifier,caidentifier\n", []string{
+			`p.csv:1:32: header names column "caidentifier" twice`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := readString(tt.in)
+			var errs *Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Read(%q) error = %v; want *Errors", tt.in, err)
+			}
+			var got []string
+			for _, e := range errs.List {
+				got = append(got, e.Error())
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Read(%q) errors =\n%q\nwant\n%q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// A plan names few CAs; rows must share them rather than each keep a copy
+// (or, worse, its whole record) alive.
+func TestReadInternsCaIdentifiers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Id,CertTotalCount,CaIdentifier\n")
+	for i := 1; i <= 100; i++ {
+		b.WriteString(strconv.Itoa(i) + ",1,ca-" + strconv.Itoa(i%2) + "\n")
+	}
+	ptrs := map[string]map[*byte]bool{}
+	_, err := Read(strings.NewReader(b.String()), "p.csv", Options{}, func(r Row) error {
+		if ptrs[r.CaIdentifier] == nil {
+			ptrs[r.CaIdentifier] = map[*byte]bool{}
+		}
+		ptrs[r.CaIdentifier][unsafe.StringData(r.CaIdentifier)] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ptrs) != 2 || len(ptrs["ca-0"]) != 1 || len(ptrs["ca-1"]) != 1 {
+		t.Errorf("CaIdentifier storage: %d values, %d and %d copies; want 2 values, one copy each", len(ptrs), len(ptrs["ca-0"]), len(ptrs["ca-1"]))
+	}
+}
+
+// BenchmarkReadDialects prices what the dialects add to BenchmarkRead: a
+// separator other than ',', the CR-only translation, the CaIdentifier
+// column.
+func BenchmarkReadDialects(b *testing.B) {
+	for _, d := range []struct{ name, head, sep, eol, ca string }{
+		{"semicolon", "Id;CertTotalCount", ";", "\n", ""},
+		{"cr-only", "Id,CertTotalCount", ",", "\r", ""},
+		{"caidentifier", "Id,CertTotalCount,CaIdentifier", ",", "\n", ",160ae6bb538d538c70c01f81dcf2a1b2"},
+	} {
+		b.Run(d.name, func(b *testing.B) {
+			var buf strings.Builder
+			buf.WriteString(d.head + d.eol)
+			for i := 1; i <= 100_000; i++ {
+				buf.WriteString(strconv.Itoa(i) + d.sep + strconv.Itoa(i%1000) + d.ca + d.eol)
+			}
+			data := buf.String()
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Read(strings.NewReader(data), "b.csv", Options{}, func(Row) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -17,6 +17,10 @@ func FuzzReadFrom(f *testing.F) {
 		}
 	}
 	f.Add([]byte("Line,Id,CertTotalCount,Status\n2,1,1,succeeded\n"))
+	f.Add([]byte("Line,Id,CertTotalCount,Status,CaIdentifier\r\n2,1,1,succeeded,ab:c\r\n3,2,1,failed,\r\n"))
+	f.Add([]byte("\uFEFF\"Line\",\"Id\",\"CertTotalCount\",\"Status\"\r\n\"2\",\"1\",\"1\",\"succeeded\"\r\n"))
+	f.Add([]byte("Line;Id;CertTotalCount;Status\n2;1;1;succeeded\n"))
+	f.Add([]byte("Line,Id,CertTotalCount,Status\r2,1,1,succeeded\r3,2,2,planned\r"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n := 0
 		ReadFrom(bytes.NewReader(data), "f.csv", func(r Row) error {

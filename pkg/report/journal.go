@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"unicode"
 	"unicode/utf8"
 )
@@ -36,9 +35,9 @@ func OpenJournal(path string, private bool) (*Journal, error) {
 	if private {
 		perm = 0o600
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
+	f, err := openNoFollow(path, perm)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
+		if errors.Is(err, errSymlink) {
 			return nil, fmt.Errorf("journal %s: is a symlink; refusing to write through it", path)
 		}
 		return nil, fmt.Errorf("journal %s: %w", path, err)

@@ -1,13 +1,3 @@
-// Package report writes and reads certalloc's record of a run: the report
-// (one row per plan row), the journal a run appends to as rows finish, and
-// the failures file (a plan of the rows not done).
-//
-// The journal is the crash-safe part: each row reaches it in one write(2)
-// as soon as its outcome is known, so a crash leaves whole rows and at most
-// a torn last line, which the next run cuts off. The report and the
-// failures file are only ever replaced whole, by rename (WriteAtomic), so a
-// reader never sees half of one. A separate lock file (Lock) keeps two runs
-// off one report.
 package report
 
 import (
@@ -133,16 +123,47 @@ func hasColumns(hdr []string, want ...string) bool {
 
 // FailureRow is one line of the failures file: a plan row.
 type FailureRow struct {
+	ID             int64  `csv:"Id"`
+	CertTotalCount int32  `csv:"CertTotalCount"`
+	CaIdentifier   string `csv:"CaIdentifier"`
+}
+
+// failureRowNoCA is a FailureRow of a plan without the CaIdentifier column.
+type failureRowNoCA struct {
 	ID             int64 `csv:"Id"`
 	CertTotalCount int32 `csv:"CertTotalCount"`
 }
 
+// FailuresOptions tunes WriteFailures.
+type FailuresOptions struct {
+	// Private creates the file 0600 instead of 0644.
+	Private bool
+	// CaIdentifier writes the CaIdentifier column even when no row has a
+	// value: set it when the plan had the column, so that the failures
+	// file has the plan's columns.
+	CaIdentifier bool
+}
+
 // WriteFailures writes rows as a plan to path, atomically: a temporary
 // file in the same folder is renamed over path, so a symlink at path is
-// replaced, never followed, and readers never see half a file.
-func WriteFailures(path string, rows []FailureRow, private bool) error {
-	return WriteAtomic(path, private, func(w io.Writer) error {
-		return gocsv.Marshal(rows, w) // the header alone for no rows
+// replaced, never followed, and readers never see half a file. The
+// columns are Id,CertTotalCount, then CaIdentifier when asked for or when
+// a row has one (a value is never dropped). The separator is always a
+// comma, whatever the plan's. gocsv renders it, from the tags above.
+func WriteFailures(path string, rows []FailureRow, o FailuresOptions) error {
+	withCA := o.CaIdentifier
+	for _, r := range rows {
+		withCA = withCA || r.CaIdentifier != ""
+	}
+	return WriteAtomic(path, o.Private, func(w io.Writer) error {
+		if withCA {
+			return gocsv.Marshal(rows, w) // the header alone for no rows
+		}
+		short := make([]failureRowNoCA, len(rows))
+		for i, r := range rows {
+			short[i] = failureRowNoCA{r.ID, r.CertTotalCount}
+		}
+		return gocsv.Marshal(short, w)
 	})
 }
 
