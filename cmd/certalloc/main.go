@@ -1,5 +1,6 @@
 // Command certalloc applies certificate-quota allocation plans to Alibaba
-// Cloud. All of it lives in pkg/cli; main only wires signals to exit codes.
+// Cloud. All of it lives in pkg/cli and pkg/job; main only wires signals to
+// the run and its exit code to the process.
 package main
 
 import (
@@ -18,12 +19,18 @@ func main() {
 func run() int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
+	// A closed stdout or stderr (a pager quit, a log pipe gone) must not
+	// kill the run before its record is written: with SIGPIPE ignored, a
+	// write there fails and the run goes on.
+	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		// The first signal drains: no new request, in-flight ones finish,
-		// the report and failures file are completed. The second exits at
-		// once; every report row already written is whole.
+		// the report and failures file are completed. SIGHUP (the terminal
+		// or the SSH session went away) drains like SIGTERM. The second
+		// signal exits at once; the journal then holds every row answered,
+		// and the next run reads it.
 		sig := <-sigs
 		cancel(cli.SignalError{Signal: sig})
 		sig = <-sigs

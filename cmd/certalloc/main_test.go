@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -60,7 +59,7 @@ func TestScripts(t *testing.T) {
 
 // emuCmd drives and checks the script's emulator:
 //
-//	emu faults key=value...        set faults (latency=20ms-80ms 503=0.1 500= drop= hang= throttle= fail=1,2 hangfor=2s)
+//	emu faults key=value...        set faults (casemu.FaultKeys: latency=20ms-80ms 503=0.1 throttle-shapes=all fail=1,2 ...)
 //	emu state ID TOTAL APPLIED     check one Id's state
 //	emu stat NAME OP N             check a counter: requests, applied, maxwindow, or a code; OP is == <= >=
 func emuCmd(ts *testscript.TestScript, neg bool, args []string) {
@@ -73,37 +72,7 @@ func emuCmd(ts *testscript.TestScript, neg bool, args []string) {
 		var f casemu.Faults
 		for _, kv := range args[1:] {
 			k, v, _ := strings.Cut(kv, "=")
-			num := func() float64 {
-				x, err := strconv.ParseFloat(v, 64)
-				ts.Check(err)
-				return x
-			}
-			switch k {
-			case "latency":
-				var err error
-				f.LatencyMin, f.LatencyMax, err = casemu.ParseLatency(v)
-				ts.Check(err)
-			case "503":
-				f.Error503Rate = num()
-			case "500":
-				f.Error500Rate = num()
-			case "drop":
-				f.DropRate = num()
-			case "hang":
-				f.HangRate = num()
-			case "hangfor":
-				d, err := time.ParseDuration(v)
-				ts.Check(err)
-				f.HangFor = d
-			case "throttle":
-				f.ThrottleRate = num()
-			case "fail":
-				var err error
-				f.FailIDs, err = casemu.ParseIDs(v)
-				ts.Check(err)
-			default:
-				ts.Fatalf("unknown fault %q", k)
-			}
+			ts.Check(f.Set(k, v))
 		}
 		emu.SetFaults(f)
 	case "state":

@@ -156,7 +156,7 @@ func (b *bench) pace(ctx context.Context) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	throttled := st.ByCode["Throttling.User"]
+	throttled := st.Limited
 	return result{
 		name: "pace",
 		figures: fmt.Sprintf("250 rows, 20-80ms: %.2f requests/s sent (target >= 9.8), %.2f rows/s wall, most arrivals in any 1s window %d (target <= 10), throttled %d (target 0), succeeded %d",
@@ -170,7 +170,7 @@ func (b *bench) slow(ctx context.Context) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	throttled := st.ByCode["Throttling.User"]
+	throttled := st.Limited
 	return result{
 		name: "slow",
 		figures: fmt.Sprintf("300 rows, 1.5s latency, default flags: %.2f requests/s sent (target >= 9.5), %.2f rows/s wall, most in flight %d, most arrivals in any 1s window %d, throttled %d, succeeded %d",

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,33 +22,59 @@ const (
 	EmulatorSecret = casemu.DemoSecret
 )
 
-const emulatorLong = `Runs an emulator of the cas AssignCertificateCount endpoint on loopback: it
-checks signatures, nonces and timestamps like the real service, limits each
-AccessKey to --rate-limit requests in any sliding second (Throttling.User),
-keeps each Id's total, and can inject faults. It prints the endpoint and the
-credentials to use. Stop it with Ctrl-C; it prints what it saw.`
+const emulatorLong = `Runs an emulator of the cas AssignCertificateCount endpoint on loopback. It
+behaves like the service: it checks signatures, nonces and timestamps, limits
+the account to --rate-limit requests in any sliding second (Throttling.User
+with x-acs-retry-after, or 429), answers NotFound for Ids missing from
+--instances, keeps each Id's total, and can inject the faults of a real
+network and of broken proxies. It prints the endpoint and the credentials to
+use. Stop it with Ctrl-C; it prints what it saw.`
 
 type emulatorOptions struct {
-	listen, addrFile, keyID, secret, token, latency, failIDs string
-	rateLimit                                                int
-	e503, e500, throttle, drop, hang                         float64
-	hangFor                                                  time.Duration
-	seed                                                     uint64
-	quiet                                                    bool
+	listen, addrFile, keyID, secret, token, instances, region string
+	rateLimit                                                 int
+	throttle429, quiet                                        bool
+	seed                                                      uint64
+	faults                                                    map[string]*string // by casemu.Faults.Set key
+	more                                                      []string           // --fault key=value
+}
+
+// emulatorFaults are the emulator's fault flags: each sets one key of
+// casemu.Faults.Set, which checks its value.
+var emulatorFaults = []struct{ flag, key, typ, help string }{
+	{"latency", "latency", "duration", "processing time: a duration (50ms) or a uniform range (20ms-80ms)"},
+	{"arrival-jitter", "jitter", "MEAN±SD", "one-way network delay per request, normal MEAN±SD (e.g. 40ms±30ms); the rate limit counts arrivals after it"},
+	{"answer", "answer", "CODE[:STATUS]", "answer every authenticated request with this error, CODE[:STATUS] (e.g. InvalidApi.NotFound); nothing is applied"},
+	{"error-503", "503", "fraction", "fraction of calls answered 503 ServiceUnavailable"},
+	{"error-500", "500", "fraction", "fraction of calls answered 500 InternalError"},
+	{"throttle", "throttle", "fraction", "fraction of calls answered with a spurious throttle (see --throttle-shapes)"},
+	{"throttle-shapes", "throttle-shapes", "shapes", "shapes of --throttle answers: all, or a comma list of " + strings.Join(casemu.ThrottleShapes, ", ")},
+	{"drop", "drop", "fraction", "fraction of calls applied, then dropped without an answer"},
+	{"hang", "hang", "fraction", "fraction of calls applied, then answered only after --hang-for"},
+	{"hang-for", "hangfor", "duration", "how long a hung call waits (default 30s)"},
+	{"fail-ids", "fail", "ids", "comma-separated Ids that always fail with InvalidParameter"},
+	{"numeric-json", "numeric-json", "fraction", "fraction answered 500/400 with a numeric RequestId and Code (the SDK panics on them); not applied"},
+	{"html-502", "html", "fraction", "fraction applied, then answered 502 with a ~100 KB HTML page"},
+	{"redirect", "redirect", "fraction", "fraction answered 302 to another path; not applied"},
+	{"ok-error", "200-error", "fraction", "fraction answered 200 with an error Code in the body; not applied"},
+	{"endless", "endless", "fraction", "fraction applied, then answered 200 with a body that never ends"},
+	{"no-request-id", "no-requestid", "fraction", "fraction applied, then answered 200 without RequestId"},
 }
 
 func (e *env) emulatorCmd() *cobra.Command {
-	var o emulatorOptions
+	o := emulatorOptions{faults: map[string]*string{}}
 	cmd := &cobra.Command{
 		Use:   "emulator [flags]",
 		Short: "Run a local emulator of the cas endpoint",
 		Long:  emulatorLong,
 		Example: `  certalloc emulator
   certalloc emulator --listen 127.0.0.1:0 --addr-file /tmp/emu.addr
-  certalloc emulator --latency 20ms-80ms --error-503 0.05 --drop 0.02 --fail-ids 33285,33286`,
+  certalloc emulator --latency 20ms-80ms --error-503 0.05 --drop 0.02 --fail-ids 33285,33286
+  certalloc emulator --arrival-jitter 40ms±30ms --throttle 0.12 --throttle-shapes all
+  certalloc emulator --answer InvalidApi.NotFound:404`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			faults, err := o.faults()
+			faults, err := o.faultSettings()
 			if err != nil || e.checkOnly {
 				return err
 			}
@@ -60,18 +87,50 @@ func (e *env) emulatorCmd() *cobra.Command {
 	fs.StringVar(&o.keyID, "access-key-id", EmulatorKeyID, "AccessKeyId to accept")
 	fs.StringVar(&o.secret, "access-key-secret", EmulatorSecret, "its secret")
 	fs.StringVar(&o.token, "security-token", "", "make the key an STS key that needs this token")
-	fs.IntVar(&o.rateLimit, "rate-limit", casemu.DefaultRateLimit, "requests per AccessKey in any sliding second; 0 turns the limit off")
-	fs.StringVar(&o.latency, "latency", "", "processing time: a duration (50ms) or a uniform range (20ms-80ms)")
-	fs.Float64Var(&o.e503, "error-503", 0, "fraction of calls answered 503 ServiceUnavailable")
-	fs.Float64Var(&o.e500, "error-500", 0, "fraction of calls answered 500 InternalError")
-	fs.Float64Var(&o.throttle, "throttle", 0, "fraction of calls answered with a spurious Throttling.User")
-	fs.Float64Var(&o.drop, "drop", 0, "fraction of calls applied, then dropped without an answer")
-	fs.Float64Var(&o.hang, "hang", 0, "fraction of calls applied, then answered only after --hang-for")
-	fs.DurationVar(&o.hangFor, "hang-for", 30*time.Second, "how long a hung call waits")
-	fs.StringVar(&o.failIDs, "fail-ids", "", "comma-separated Ids that always fail with InvalidParameter")
+	fs.IntVar(&o.rateLimit, "rate-limit", casemu.DefaultRateLimit, "requests per account in any sliding second; 0 turns the limit off")
+	fs.BoolVar(&o.throttle429, "throttle-429", false, "answer the rate limit with HTTP 429 instead of 400 Throttling.User (same JSON, same x-acs-retry-after)")
+	fs.StringVar(&o.region, "region", "", "region the endpoint serves; a request naming another RegionId gets InvalidRegion.NotFound (default: serve any)")
+	fs.StringVar(&o.instances, "instances", "", "CSV `file` of known instances (Id[,Quota]); other Ids get NotFound, a CertTotalCount above Quota InvalidParameter.CertTotalCount")
+	for _, f := range emulatorFaults {
+		v := &faultFlag{typ: f.typ}
+		o.faults[f.key] = &v.s
+		fs.Var(v, f.flag, f.help)
+	}
+	fs.StringArrayVar(&o.more, "fault", nil, "set a fault as `key=value` (repeatable); keys: "+strings.Join(strings.Fields(casemu.FaultKeys), " "))
 	fs.Uint64Var(&o.seed, "seed", 0, "seed for the fault dice (0: random)")
 	fs.BoolVar(&o.quiet, "quiet", false, "do not log each request")
+	cmd.RegisterFlagCompletionFunc("throttle-shapes", cobra.FixedCompletions(append([]string{"all"}, casemu.ThrottleShapes...), cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// faultFlag is a fault flag's value, kept as typed for Faults.Set to
+// check; typ is what --help calls it.
+type faultFlag struct{ s, typ string }
+
+func (f *faultFlag) String() string     { return f.s }
+func (f *faultFlag) Set(v string) error { f.s = v; return nil }
+func (f *faultFlag) Type() string       { return f.typ }
+
+// faultSettings turns the fault flags into casemu.Faults.
+func (o *emulatorOptions) faultSettings() (casemu.Faults, error) {
+	var f casemu.Faults
+	for _, ef := range emulatorFaults {
+		if v := *o.faults[ef.key]; v != "" {
+			if err := f.Set(ef.key, v); err != nil {
+				return f, usageError{"--" + ef.flag + ": " + err.Error()}
+			}
+		}
+	}
+	for _, kv := range o.more {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return f, usagef("--fault %q: want key=value", kv)
+		}
+		if err := f.Set(k, v); err != nil {
+			return f, usageError{"--fault: " + err.Error()}
+		}
+	}
+	return f, nil
 }
 
 func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdout, stderr io.Writer) error {
@@ -81,7 +140,13 @@ func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdou
 	}
 	cfg := casemu.Config{
 		Keys:      map[string]casemu.Key{o.keyID: {Secret: o.secret, SecurityToken: o.token}},
-		RateLimit: rl, Faults: faults, Seed: o.seed,
+		RateLimit: rl, Faults: faults, Seed: o.seed, Throttle429: o.throttle429, Region: o.region,
+	}
+	if o.instances != "" {
+		var err error
+		if cfg.Instances, err = casemu.LoadInstances(o.instances); err != nil {
+			return fmt.Errorf("--instances: %v", err)
+		}
 	}
 	if !o.quiet {
 		cfg.Log = func(format string, args ...any) {
@@ -129,31 +194,10 @@ func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdou
 	defer cancel()
 	srv.Shutdown(shut)
 	st := emu.Stats()
-	fmt.Fprintf(stdout, "emulator: %d requests, %d applied, most in one second %d, answers by code %v\n", st.Requests, st.Applied, st.MaxInWindow, st.ByCode)
+	fmt.Fprintf(stdout, "emulator: %d requests, %d applied, %d throttled by the limit, most in one second %d, %d redirects followed, answers by code %v\n",
+		st.Requests, st.Applied, st.Limited, st.MaxInWindow, st.RedirectsFollowed, st.ByCode)
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
-}
-
-func (o *emulatorOptions) faults() (casemu.Faults, error) {
-	f := casemu.Faults{Error503Rate: o.e503, Error500Rate: o.e500, ThrottleRate: o.throttle, DropRate: o.drop, HangRate: o.hang, HangFor: o.hangFor}
-	for name, v := range map[string]float64{"--error-503": o.e503, "--error-500": o.e500, "--throttle": o.throttle, "--drop": o.drop, "--hang": o.hang} {
-		if v < 0 || v > 1 {
-			return f, usagef("%s must be a fraction from 0 to 1, got %v", name, v)
-		}
-	}
-	if o.latency != "" {
-		var err error
-		if f.LatencyMin, f.LatencyMax, err = casemu.ParseLatency(o.latency); err != nil {
-			return f, usagef("--%v", err)
-		}
-	}
-	if o.failIDs != "" {
-		var err error
-		if f.FailIDs, err = casemu.ParseIDs(o.failIDs); err != nil {
-			return f, usagef("--fail-ids: %v", err)
-		}
-	}
-	return f, nil
 }

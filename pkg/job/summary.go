@@ -117,7 +117,9 @@ func newSummary(ctx context.Context, c *Config, st apply.Stats, planRows, skippe
 	var sig Interrupted
 	s.ExitCode = ExitOK
 	switch {
-	case errors.As(context.Cause(ctx), &sig):
+	case errors.As(context.Cause(ctx), &sig) && (st.NotAttempted > 0 || st.Failed > 0):
+		// A signal that came after every row had succeeded cost nothing:
+		// the run exits as if it had not come.
 		s.Stopped, s.StopReason, s.ExitCode = "interrupted", sig.Error(), sig.ExitCode()
 	case errors.Is(st.Stop, apply.ErrFatal):
 		s.Stopped, s.ExitCode = "fatal", ExitFatal
@@ -130,7 +132,7 @@ func newSummary(ctx context.Context, c *Config, st apply.Stats, planRows, skippe
 	case errors.Is(st.Stop, apply.ErrDeadline):
 		s.Stopped, s.ExitCode = "deadline", ExitPartial
 		s.StopReason = fmt.Sprintf("--deadline %s reached", c.Deadline)
-	case st.Stop != nil:
+	case st.Stop != nil && !errors.As(st.Stop, &sig):
 		s.Stopped, s.StopReason, s.ExitCode = "interrupted", st.Stop.Error(), ExitInterrupted
 	case s.Failed > 0 || s.NotAttempted > 0:
 		s.ExitCode = ExitPartial
