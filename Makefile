@@ -35,6 +35,8 @@ lint:
 	$(GO) tool staticcheck -version
 	$(GO) tool staticcheck ./...
 	$(GO) mod verify
+	@# Test code too must build on every platform a release targets.
+	@for os in darwin windows; do echo "GOOS=$$os go vet ./..."; GOOS=$$os $(GO) vet ./... || exit 1; done
 
 # Each fuzz target for FUZZTIME; crashers land in testdata/fuzz as seeds.
 fuzz:

@@ -2,39 +2,27 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/creack/pty"
 
 	"github.com/certalloc/certalloc/pkg/casemu"
 )
 
-// openPTY opens a pseudo-terminal pair by hand (posix_openpt, unlockpt,
-// ptsname), which is all a test needs and no extra module.
+// openPTY opens a pseudo-terminal pair. creack/pty does it on Linux, macOS
+// and the BSDs (the hand-written /dev/ptmx ioctls it replaced were
+// Linux-only, and kept this package's tests from building elsewhere).
 func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	m, s, err := pty.Open()
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close(); s.Close() })
 	return m, s
