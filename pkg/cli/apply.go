@@ -212,7 +212,7 @@ func printSummary(w io.Writer, s *job.Summary) {
 		fmt.Fprintf(&b, ", lowest pace %.2f/s", s.MinRate)
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "  latency:     p50 %.0fms, p95 %.0fms, max %.0fms\n", s.LatencyP50Ms, s.LatencyP95Ms, s.LatencyMaxMs)
+	fmt.Fprintf(&b, "  latency:     p50 %.0fms, p95 %.0fms, max %.0fms\n", 1000*s.LatencyP50, 1000*s.LatencyP95, 1000*s.LatencyMax)
 	if s.Stopped != "" {
 		fmt.Fprintf(&b, "  stopped:     %s: %s\n", s.Stopped, s.StopReason)
 	}

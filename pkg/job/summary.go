@@ -67,12 +67,13 @@ type Summary struct {
 	RequestRate  float64 `json:"requests_per_second"`
 	RowRate      float64 `json:"rows_per_second"`
 	QPS          float64 `json:"qps"`
-	MinRate      float64 `json:"lowest_rate"`
-	LatencyP50Ms float64 `json:"latency_p50_ms"`
-	LatencyP95Ms float64 `json:"latency_p95_ms"`
-	LatencyMaxMs float64 `json:"latency_max_ms"`
-	Stopped      string  `json:"stopped,omitempty"`
-	StopReason   string  `json:"stop_reason,omitempty"`
+	MinRate      float64 `json:"lowest_rate_per_second"`
+	// Latencies in seconds, as every duration a machine reads here.
+	LatencyP50 float64 `json:"latency_p50_seconds"`
+	LatencyP95 float64 `json:"latency_p95_seconds"`
+	LatencyMax float64 `json:"latency_max_seconds"`
+	Stopped    string  `json:"stopped,omitempty"`
+	StopReason string  `json:"stop_reason,omitempty"`
 	// RecordErrors are failures to write the run's record (report,
 	// failures file): the run then exits 1 whatever its rows did.
 	RecordErrors []string `json:"record_errors,omitempty"`
@@ -103,11 +104,11 @@ func newSummary(ctx context.Context, c *Config, st apply.Stats, planRows, skippe
 		PlanRows: planRows, Skipped: skipped, Unchanged: unchanged,
 		Rows: st.Rows, Succeeded: st.Succeeded, Failed: st.Failed, NotAttempted: st.NotAttempted,
 		Requests: st.Requests, Retries: st.Retries, Throttled: st.Throttled, LostAnswers: st.LostAnswers,
-		ElapsedSec:   st.End.Sub(st.Start).Seconds(),
-		RequestRate:  st.RequestRate(),
-		QPS:          c.QPS,
-		MinRate:      st.MinRate,
-		LatencyP50Ms: ms(st.LatencyP50), LatencyP95Ms: ms(st.LatencyP95), LatencyMaxMs: ms(st.LatencyMax),
+		ElapsedSec:  st.End.Sub(st.Start).Seconds(),
+		RequestRate: st.RequestRate(),
+		QPS:         c.QPS,
+		MinRate:     st.MinRate,
+		LatencyP50:  st.LatencyP50.Seconds(), LatencyP95: st.LatencyP95.Seconds(), LatencyMax: st.LatencyMax.Seconds(),
 		StartedAt: st.Start.UTC().Format(time.RFC3339), FinishedAt: st.End.UTC().Format(time.RFC3339),
 		end: st.End,
 	}
@@ -139,8 +140,6 @@ func newSummary(ctx context.Context, c *Config, st apply.Stats, planRows, skippe
 	}
 	return s
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Err is the run's outcome as an error: nil when every row succeeded.
 func (s *Summary) Err() error {
