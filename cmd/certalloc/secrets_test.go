@@ -47,8 +47,8 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		if !run.faults {
 			emu.SetFaults(casemu.Faults{})
 		}
-		out := filepath.Join(dir, run.name)
 		for _, format := range []string{"text", "json"} {
+			out := filepath.Join(dir, run.name+"-"+format) // a report of its own: the second run would be refused
 			env := append([]string{"ALIBABA_CLOUD_ACCESS_KEY_ID=" + testKeyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + testSecret}, run.env...)
 			p := certalloc(t, env, "apply", "--endpoint", endpoint, "--qps", "30", "--timeout", "500ms",
 				"--max-attempts", "3", "--log-level", "debug", "--log-format", format, "--progress", "always",

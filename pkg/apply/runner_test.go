@@ -68,7 +68,7 @@ func fakes(n int, script map[int64][]*cas.Error, delay time.Duration) ([]Assigne
 func rowsN(n int) []plan.Row {
 	rows := make([]plan.Row, n)
 	for i := range rows {
-		rows[i] = plan.Row{Line: i + 2, ID: int64(i + 1), CertTotalCount: int32(i)}
+		rows[i] = plan.Row{Line: int32(i + 2), ID: int64(i + 1), CertTotalCount: int32(i)}
 	}
 	return rows
 }

@@ -43,15 +43,11 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 			return nil, err
 		}
 		led = newLedger(rows)
-		var pr prior
-		_, err = led.readFile(ctx, c.BaselinePath, srcNone, &pr)
-		if err == nil {
-			_, err = led.readFile(ctx, report.JournalPath(c.BaselinePath), srcNone, &pr)
-		}
+		exists, err := led.readBaseline(ctx, c.BaselinePath)
 		if err != nil {
-			return nil, inputErrorf("--baseline: %v", err)
+			return nil, err
 		}
-		if !pr.exists {
+		if !exists {
 			c.Log.Info("the baseline does not exist yet or is empty: every row is new", "baseline", c.BaselinePath)
 		}
 		res.HasBaseline = true
@@ -64,17 +60,17 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 			res.Rows++
 			res.Sum += int64(r.CertTotalCount)
 			if led != nil {
-				switch s := &led.slots[p]; {
-				case s.status == stNone:
+				switch b := led.base[p]; {
+				case b.status == stNone:
 					res.New++
-				case s.status == stSucceeded && s.count == r.CertTotalCount:
+				case led.unchanged(p):
 					res.Unchanged++
 					return nil
 				default:
 					res.Changed++
 				}
 			}
-			buf = report.AppendRow(buf, &report.Row{Line: r.Line, ID: r.ID, CertTotalCount: r.CertTotalCount, CaIdentifier: r.CaIdentifier, Status: report.Planned})
+			buf = report.AppendRow(buf, &report.Row{Line: int(r.Line), ID: r.ID, CertTotalCount: r.CertTotalCount, CaIdentifier: r.CaIdentifier, Status: report.Planned})
 			if len(buf) < 256<<10 {
 				return nil
 			}

@@ -15,21 +15,46 @@ import (
 
 // ledger is what is known of each row of a plan: its latest record across
 // the previous report and the journal (latest wins), and what this run does
-// with it. It holds 24 bytes a row besides the plan, never the records
+// with it. It holds 20 bytes a row besides the plan (28 with a baseline), never the records
 // themselves: the final report copies them from the files.
 type ledger struct {
 	rows  []plan.Row
 	byID  []int32 // positions in rows, sorted by Id
 	slots []slot
+	// base is each row's latest record in the --baseline (8 bytes a row;
+	// nil without one).
+	base []latest
+}
+
+// latest is a row's latest record, as far as deciding what to send needs.
+type latest struct {
+	count  int32
+	status status
 }
 
 type slot struct {
-	off    int64 // the latest record's bytes in its file
-	len    int32
-	src    source
-	status status
-	count  int32 // CertTotalCount of the latest record
-	do     disposition
+	off   int64 // the latest record's bytes in its file
+	count int32 // CertTotalCount of the latest record
+	// bits packs the record's length (low 24 bits: report.Scan refuses
+	// longer records), its source, its status and the row's disposition,
+	// so that a slot is 16 bytes: a run holds one per plan row.
+	bits uint32
+}
+
+const lenBits = 24
+
+func (s *slot) len() int32          { return int32(s.bits & (1<<lenBits - 1)) }
+func (s *slot) src() source         { return source(s.bits >> lenBits & 3) }
+func (s *slot) status() status      { return status(s.bits >> (lenBits + 2) & 3) }
+func (s *slot) do() disposition     { return disposition(s.bits >> (lenBits + 4) & 7) }
+func (s *slot) setDo(d disposition) { s.bits = s.bits&^(7<<(lenBits+4)) | uint32(d)<<(lenBits+4) }
+func (s *slot) latest() latest      { return latest{s.count, s.status()} }
+
+// set makes the record at off, n bytes long, the row's latest; the
+// disposition stays.
+func (s *slot) set(src source, off, n int64, st status, count int32) {
+	s.off, s.count = off, count
+	s.bits = s.bits&(7<<(lenBits+4)) | uint32(n)&(1<<lenBits-1) | uint32(src)<<lenBits | uint32(st)<<(lenBits+2)
 }
 
 // source is the file a slot's latest record is in.
@@ -39,6 +64,7 @@ const (
 	srcNone source = iota
 	srcReport
 	srcJournal
+	srcBaseline // read into base, never copied from
 )
 
 // status of a row's latest record. Only succeeded means done: a failure,
@@ -64,7 +90,7 @@ const (
 )
 
 func newLedger(rows []plan.Row) *ledger {
-	l := &ledger{rows: rows, byID: make([]int32, len(rows)), slots: make([]slot, len(rows))}
+	l := &ledger{rows: rows, byID: make([]int32, len(rows))}
 	for i := range l.byID {
 		l.byID[i] = int32(i)
 	}
@@ -104,27 +130,49 @@ func (l *ledger) note(src source, rec *report.Record) (inPlan bool) {
 	if p < 0 {
 		return false
 	}
-	s := &l.slots[p]
-	s.off, s.len, s.src, s.count = rec.Off, int32(rec.Len), src, rec.CertTotalCount
-	s.status = stOther
+	st := stOther
 	if rec.Status == report.Succeeded {
-		s.status = stSucceeded
+		st = stSucceeded
 	}
+	if src == srcBaseline {
+		l.base[p] = latest{rec.CertTotalCount, st}
+		return true
+	}
+	l.slots[p].set(src, rec.Off, rec.Len, st, rec.CertTotalCount)
 	return true
 }
 
 // noteJournal records that row p's latest record is now the journal's
 // bytes at off.
 func (l *ledger) noteJournal(p int, off, n int64, st status, count int32) {
-	s := &l.slots[p]
-	s.off, s.len, s.src, s.status, s.count = off, int32(n), srcJournal, st, count
+	l.slots[p].set(srcJournal, off, n, st, count)
+}
+
+// unchanged reports whether row p's latest record in the baseline is a
+// success with today's total.
+func (l *ledger) unchanged(p int) bool {
+	return l.base != nil && l.base[p].status == stSucceeded && l.base[p].count == l.rows[p].CertTotalCount
+}
+
+// readBaseline reads a baseline report and its journal into base.
+func (l *ledger) readBaseline(ctx context.Context, path string) (exists bool, err error) {
+	l.base = make([]latest, len(l.rows))
+	var pr prior
+	_, err = l.readFile(ctx, path, srcBaseline, &pr)
+	if err == nil {
+		_, err = l.readFile(ctx, report.JournalPath(path), srcBaseline, &pr)
+	}
+	if err != nil {
+		return false, inputErrorf("--baseline: %v", err)
+	}
+	return pr.exists, nil
 }
 
 // done reports whether row p's latest record is a success with today's
 // total.
 func (l *ledger) done(p int) bool {
 	s := &l.slots[p]
-	return s.status == stSucceeded && s.count == l.rows[p].CertTotalCount
+	return s.status() == stSucceeded && s.count == l.rows[p].CertTotalCount
 }
 
 // prior is what a previous report and its journal say.
@@ -197,23 +245,23 @@ func (l *ledger) writeReport(w io.Writer, files [3]recordFile, rc rowContext) er
 		s := &l.slots[p]
 		var err error
 		switch {
-		case s.do == doUnchanged:
-			buf = report.AppendRow(buf, &report.Row{Line: row.Line, ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
+		case s.do() == doUnchanged:
+			buf = report.AppendRow(buf, &report.Row{Line: int(row.Line), ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
 				Status: report.Succeeded, ErrorMessage: "unchanged since baseline " + rc.baseline + "; not sent", FinishedAt: rc.now})
-		case s.do == doNotSent:
-			buf = report.AppendRow(buf, &report.Row{Line: row.Line, ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
+		case s.do() == doNotSent:
+			buf = report.AppendRow(buf, &report.Row{Line: int(row.Line), ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
 				Status: report.Failed, ErrorCode: "NotAttempted", ErrorMessage: "not sent: " + rc.stopReason, FinishedAt: rc.now})
-		case s.do == doUnrecorded:
+		case s.do() == doUnrecorded:
 			r := reportRow(rc.unrecorded[p])
 			buf = report.AppendRow(buf, &r)
-		case s.src != srcNone:
-			f := files[s.src]
-			if cap(rec) < int(s.len) {
-				rec = make([]byte, s.len)
+		case s.src() != srcNone:
+			f := files[s.src()]
+			if n := int(s.len()); cap(rec) < n {
+				rec = make([]byte, n)
 			}
-			rec = rec[:s.len]
+			rec = rec[:s.len()]
 			if _, err = f.r.ReadAt(rec, s.off); err == nil {
-				buf, err = report.CopyRecord(buf, f.cols, rec, row.Line)
+				buf, err = report.CopyRecord(buf, f.cols, rec, int(row.Line))
 			}
 		default:
 			err = fmt.Errorf("internal error: no record for plan line %d (Id %d)", row.Line, row.ID)
@@ -247,7 +295,7 @@ type rowContext struct {
 // final says whether row p ends the run succeeded.
 func (l *ledger) succeeded(p int) bool {
 	s := &l.slots[p]
-	switch s.do {
+	switch s.do() {
 	case doUnchanged:
 		return true
 	case doNotSent:
@@ -255,7 +303,7 @@ func (l *ledger) succeeded(p int) bool {
 	case doUnrecorded:
 		return false
 	}
-	return s.status == stSucceeded && s.count == l.rows[p].CertTotalCount
+	return s.status() == stSucceeded && s.count == l.rows[p].CertTotalCount
 }
 
 // nowRFC3339 is the time rows written by the run itself carry.

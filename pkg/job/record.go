@@ -23,7 +23,7 @@ func (r *run) onSend(row plan.Row) error {
 	if r.openErr != nil {
 		return r.openErr
 	}
-	rec := report.Row{Line: row.Line, ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
+	rec := report.Row{Line: int(row.Line), ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
 		Status: report.Sending, FinishedAt: time.Now().UTC().Format(time.RFC3339)}
 	off, n, err := r.journal.Append(&rec)
 	if err != nil {
@@ -41,7 +41,7 @@ func (r *run) openJournal() error {
 	if err != nil {
 		return err
 	}
-	keep := r.c.Resume || r.base != nil && samePath(r.c.BaselinePath, r.c.ReportPath)
+	keep := r.c.Resume || r.c.BaselinePath != "" && samePath(r.c.BaselinePath, r.c.ReportPath)
 	if keep {
 		_, err = j.Load(nil)
 	} else {
@@ -62,7 +62,7 @@ func (r *run) openJournal() error {
 func (r *run) outcome(out apply.Outcome) error {
 	p := r.led.pos(out.Row.ID)
 	if out.Status == apply.NotAttempted {
-		r.led.slots[p].do = doNotSent
+		r.led.slots[p].setDo(doNotSent)
 		if r.stopMsg == "" && out.Err != nil {
 			r.stopMsg = strings.TrimPrefix(out.Err.Message, "not sent: ")
 		}
@@ -90,7 +90,7 @@ func (r *run) outcome(out apply.Outcome) error {
 		r.unrecorded = map[int]apply.Outcome{}
 	}
 	r.unrecorded[p] = out
-	r.led.slots[p].do = doUnrecorded
+	r.led.slots[p].setDo(doUnrecorded)
 	r.log.Error("could not journal a row's outcome; stopping", "line", out.Row.Line, "id", out.Row.ID, "status", out.Status, "error", err)
 	return err
 }
@@ -183,7 +183,7 @@ func (r *run) closeFiles() {
 
 func reportRow(o apply.Outcome) report.Row {
 	r := report.Row{
-		Line: o.Row.Line, ID: o.Row.ID, CertTotalCount: o.Row.CertTotalCount, CaIdentifier: o.Row.CaIdentifier,
+		Line: int(o.Row.Line), ID: o.Row.ID, CertTotalCount: o.Row.CertTotalCount, CaIdentifier: o.Row.CaIdentifier,
 		Status: report.Failed, Attempts: o.Attempts, LatencyMs: o.Latency.Milliseconds(),
 		FinishedAt: o.Finished.UTC().Format(time.RFC3339),
 	}

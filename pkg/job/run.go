@@ -1,6 +1,7 @@
 package job
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +43,6 @@ type run struct {
 	now string
 
 	led         *ledger
-	base        []slot // the baseline's latest records, by plan position
 	files       [3]recordFile
 	prevReport  *os.File
 	leftJournal *os.File // a crashed run's journal, when this run sent nothing
@@ -155,6 +155,7 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 	c := &r.c
 	r.led = newLedger(rows)
+	r.led.slots = make([]slot, len(rows))
 	r.journalAt = report.JournalPath(c.ReportPath)
 	var pr prior
 	var err error
@@ -194,45 +195,38 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 		// Nothing of the earlier record is carried into this run's report
 		// (readPrevious refused the run if that would lose a sent row
 		// without --overwrite).
-		r.led.slots = make([]slot, len(rows))
+		clear(r.led.slots)
 	}
 	if c.BaselinePath == "" {
 		return nil
 	}
+	exists := pr.exists
 	if sameBase {
-		r.base = r.led.slots
-		if !pr.exists {
-			r.log.Info("the baseline does not exist yet or is empty: every row is new", "baseline", c.BaselinePath)
+		// The report is its own baseline: what was read is it.
+		r.led.base = make([]latest, len(rows))
+		for p, sl := range r.led.slots {
+			r.led.base[p] = sl.latest()
 		}
-		return nil
+	} else if exists, err = r.led.readBaseline(ctx, c.BaselinePath); err != nil {
+		return err
 	}
-	base := &ledger{rows: rows, byID: r.led.byID, slots: make([]slot, len(rows))}
-	var bp prior
-	_, err = base.readFile(ctx, c.BaselinePath, srcNone, &bp)
-	if err == nil {
-		_, err = base.readFile(ctx, report.JournalPath(c.BaselinePath), srcNone, &bp)
-	}
-	if err != nil {
-		return inputErrorf("--baseline: %v", err)
-	}
-	if !bp.exists {
+	if !exists {
 		r.log.Info("the baseline does not exist yet or is empty: every row is new", "baseline", c.BaselinePath)
 	}
-	r.base = base.slots
 	return nil
 }
 
 // selectRows decides each row's disposition and returns the rows to send.
 func (r *run) selectRows(rows []plan.Row) []plan.Row {
-	todo := make([]plan.Row, 0, len(rows))
+	var todo []plan.Row
 	for p, row := range rows {
 		s := &r.led.slots[p]
 		switch {
 		case r.c.Resume && r.led.done(p):
-			s.do = doSkip
+			s.setDo(doSkip)
 			r.skipped++
-		case r.base != nil && r.base[p].status == stSucceeded && r.base[p].count == row.CertTotalCount:
-			s.do = doUnchanged
+		case r.led.unchanged(p):
+			s.setDo(doUnchanged)
 			r.unchanged++
 		default:
 			todo = append(todo, row)
@@ -263,7 +257,9 @@ func (r *run) logAttempt(ctx context.Context) func(apply.Attempt) {
 // readRows reads and validates the whole plan. ctx is checked as it goes:
 // a signal while a big plan is read ends the run before anything changes.
 func readRows(ctx context.Context, path string, delim rune) ([]plan.Row, plan.Stats, error) {
-	var rows []plan.Row
+	// Sized from the line count, a bound on the rows: grown by append, a
+	// million-row plan would peak at three times its 40 MB.
+	rows := make([]plan.Row, 0, countLines(path))
 	st, err := readPlan(path, delim, func(row plan.Row) error {
 		if len(rows)%4096 == 0 && ctx.Err() != nil {
 			return context.Cause(ctx)
@@ -275,6 +271,29 @@ func readRows(ctx context.Context, path string, delim rune) ([]plan.Row, plan.St
 		return nil, st, err
 	}
 	return rows, st, nil
+}
+
+// countLines counts the lines of path (LF ends, or CR ends in a file that
+// has no LF), or 0 when it cannot be read (readPlan will say why).
+func countLines(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	buf := make([]byte, 256<<10)
+	lf, cr := 0, 0
+	for {
+		k, err := f.Read(buf)
+		lf += bytes.Count(buf[:k], []byte{'\n'})
+		cr += bytes.Count(buf[:k], []byte{'\r'})
+		if err != nil {
+			if lf == 0 { // old-Mac line ends
+				lf = cr
+			}
+			return lf + 1
+		}
+	}
 }
 
 func joinIDs(ids []int64) string {

@@ -60,7 +60,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("with delimiter %q given: %v, %+v; detected: %+v", st.Delimiter, err, again, rows)
 		}
 		seen := map[int64]bool{}
-		last := 1
+		last := int32(1)
 		for _, r := range rows {
 			if r.ID <= 0 || r.CertTotalCount < 0 || seen[r.ID] || r.Line <= last {
 				t.Fatalf("invalid row accepted: %+v", r)

@@ -37,10 +37,12 @@ const (
 
 // Row is one validated plan record.
 type Row struct {
+	ID int64
 	// Line is the 1-based physical line of the record in the plan file; the
-	// header is line 1. Reports and errors use the same number.
-	Line           int
-	ID             int64
+	// header is line 1. Reports and errors use the same number. It is an
+	// int32, like the count, so that a Row is 32 bytes: a run holds every
+	// row of its plan.
+	Line           int32
 	CertTotalCount int32
 	// CaIdentifier is the optional CA certificate identifier; empty when
 	// the plan has no such column or the cell is empty.
@@ -207,7 +209,11 @@ func Read(r io.Reader, name string, opts Options, fn func(Row) error) (Stats, er
 				rowSeparatorHint(rec, d.delim)})
 			continue
 		}
-		row := Row{Line: line}
+		if line > math.MaxInt32 {
+			add(&Error{Line: line, Msg: fmt.Sprintf("the plan is longer than %d lines; split it", math.MaxInt32)})
+			return Stats{}, errs
+		}
+		row := Row{Line: int32(line)}
 		ok := true
 		if id, e := parseID(rec[h.id]); e != "" {
 			add(fieldError(cr, h.id, ColID, rec[h.id], e))

@@ -83,6 +83,10 @@ func (c *Columns) Row(rec *Record) Row {
 	}
 }
 
+// MaxRecordBytes bounds one record (a row of a report or journal, quoted
+// line ends included). A row certalloc writes is well under 2 KiB.
+const MaxRecordBytes = 1 << 20
+
 // ErrNotReport means the input does not start with a certalloc report
 // header.
 var ErrNotReport = errors.New("not a certalloc report (want a header with Line, Id, CertTotalCount and Status)")
@@ -123,6 +127,9 @@ func Scan(r io.Reader, name string, fn func(*Columns, *Record) error) error {
 		end := cr.InputOffset()
 		rec = Record{Off: off, Len: end - off, FileLine: line, Fields: fields}
 		off = end
+		if rec.Len > MaxRecordBytes {
+			return fmt.Errorf("report %s:%d: a record longer than %d bytes; not a certalloc report", name, line, MaxRecordBytes)
+		}
 		if len(fields) < len(hdr) {
 			return fmt.Errorf("report %s:%d: %d fields, but the header has %d", name, line, len(fields), len(hdr))
 		}
