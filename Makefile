@@ -56,6 +56,8 @@ bench-ci: build
 
 # Starts the bundled emulator on a free loopback port, applies
 # plans/example.csv to it through the real SDK over HTTP, and stops it.
+# The report records the emulator's state, not an account's, so each demo
+# replaces the last one's (--overwrite).
 demo: build
 	@set -e; dir=$$(mktemp -d); \
 	$(BIN) emulator --listen 127.0.0.1:0 --addr-file $$dir/addr --latency 20ms-80ms --quiet > $$dir/emulator.log 2>&1 & pid=$$!; \
@@ -66,7 +68,7 @@ demo: build
 	ALIBABA_CLOUD_ACCESS_KEY_ID=LTAI5tEmuLatorKey0000000 \
 	ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret-not-a-real-key \
 	ALIBABA_CLOUD_SECURITY_TOKEN= \
-	$(BIN) apply --endpoint $$(cat $$dir/addr) plans/example.csv
+	$(BIN) apply --overwrite --endpoint $$(cat $$dir/addr) plans/example.csv
 
 # Every release platform, static (CGO_ENABLED=0) and without local paths
 # (-trimpath), into dist/certalloc_<version>_<os>_<arch>[.exe]. CI runs it
@@ -91,4 +93,4 @@ release: cross
 ci: lint test fuzz bench-ci
 
 clean:
-	rm -rf bin $(DIST) plans/*.report.csv plans/*.failures.csv plans/*.planned.csv
+	rm -rf bin $(DIST) plans/*.report.csv plans/*.failures.csv plans/*.planned.csv plans/*.lock plans/*.journal
