@@ -27,16 +27,29 @@ const (
 	// not prevent is left to the rate cut.
 	MaxGuard = 250 * time.Millisecond
 	// guardStep widens the guard on a throttle of a narrow send, and a
-	// hundredth of it narrows the guard on every clean answer: the guard
-	// settles where narrow sends are throttled about 2% of the time.
+	// fiftieth of it narrows the guard on every clean answer: the guard
+	// settles where narrow sends, half of all, are throttled about 4% of
+	// the time (½·p·step = step/50), wide ones almost never.
 	guardStep = 20 * time.Millisecond
-	// guardProbe is the least half-width of the dither while throttles are
-	// recent: narrower, the two halves differ too little under 30ms of
-	// jitter for a few throttles to tell them apart.
+	// guardProbe is the half-width of the dither while throttles are
+	// recent (else it is half the guard, 5ms on a clean network): wide
+	// enough that under 30ms of jitter a few throttles tell the halves
+	// apart, narrow enough that at the guard jitter asks for, the narrow
+	// half is not throttled so often that it drives the guard past it.
 	guardProbe  = 25 * time.Millisecond
 	probeMemory = 10 * time.Second
 	// narrowFloor keeps a narrow send's window above one second.
 	narrowFloor = MinGuard / 2
+	// A round trip's spread bounds one leg's: sd(out) ≤ sd(RTT) when the
+	// legs and the service time are independent. The guard that keeps a
+	// pair of arrivals in order with probability Q(z) is z·√2·sd(out), so
+	// z·√2·sd(RTT) is as wide as jitter can need it. With z = √2 (8% of
+	// pairs, which the service's own relief turns into a few % of
+	// throttles) that is 2·sd(RTT). maxPrior stops a slow, uneven service,
+	// whose spread is not the network's, from costing more than 9% of the
+	// rate on one throttle.
+	priorFactor = 2.0
+	maxPrior    = 100 * time.Millisecond
 	// wideCut shrinks the guard when a wide send is throttled anyway: the
 	// width did not help, so it is not jitter.
 	wideCut = 0.5
@@ -84,6 +97,7 @@ type Pacer struct {
 
 	guard, widest time.Duration
 	lastThrottle  time.Time
+	fixed         bool // the guard does not learn (tests compare with it)
 
 	cur        float64 // current rate
 	minRate    float64 // lowest rate reached
@@ -159,9 +173,12 @@ func (p *Pacer) Wait(ctx context.Context) (*Ticket, error) {
 // experiment in which throttles of narrow and of wide sends can be
 // compared. Called with p.mu held.
 func (p *Pacer) sendGuard(now time.Time) (g time.Duration, narrow bool) {
+	if p.fixed {
+		return p.guard, false
+	}
 	d := p.guard / 2
 	if !p.lastThrottle.IsZero() && now.Sub(p.lastThrottle) < probeMemory {
-		d = max(d, guardProbe)
+		d = guardProbe
 	}
 	if p.rng.IntN(2) == 0 {
 		return max(p.guard-d, narrowFloor), true
@@ -189,7 +206,9 @@ func (t *Ticket) OnWire() {
 func (p *Pacer) Clean(*Ticket) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.guard = max(MinGuard, p.guard-guardStep/100)
+	if !p.fixed {
+		p.guard = max(MinGuard, p.guard-guardStep/50)
+	}
 }
 
 // Throttled tells the pacer the service throttled the send. retryAfter is
@@ -200,7 +219,12 @@ func (p *Pacer) Clean(*Ticket) {
 // have absorbed: the guard widens. A wide send throttled is evidence that
 // width does not help (another client on the account, or throttling for
 // other reasons): the guard shrinks and the rate is cut.
-func (p *Pacer) Throttled(t *Ticket, retryAfter time.Duration) {
+//
+// spread is the spread (standard deviation) of the round-trip times seen so
+// far, 0 if unknown: the prior for how wide jitter can need the guard (see
+// the package doc). A narrow send's throttle widens the guard at once to
+// priorFactor × spread, up to maxPrior.
+func (p *Pacer) Throttled(t *Ticket, retryAfter, spread time.Duration) {
 	p.recover() // bank the growth so far before cutting
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -209,16 +233,29 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter time.Duration) {
 	if until := now.Add(min(retryAfter, maxHold)); until.After(p.holdUntil) {
 		p.holdUntil = until
 	}
-	if t.narrow {
-		p.guard = min(MaxGuard, p.guard+guardStep)
+	switch {
+	case p.fixed:
+		// As before the guard learned: every throttle cuts the rate.
+	case t.narrow:
+		prior := min(maxPrior, time.Duration(priorFactor*float64(spread)))
+		p.guard = min(MaxGuard, max(p.guard+guardStep, prior))
 		p.widest = max(p.widest, p.guard)
 		return
+	default:
+		p.guard = max(MinGuard, time.Duration(float64(p.guard)*wideCut))
 	}
-	p.guard = max(MinGuard, time.Duration(float64(p.guard)*wideCut))
 	p.lastAdjust = now
 	p.cur = max(p.cur*decreaseFactor, p.maxQPS*floorFraction)
 	p.minRate = min(p.minRate, p.cur)
 	p.lim.SetLimitAt(now, rate.Limit(p.cur))
+}
+
+// fix holds the guard at g, without dither: the pacer as it was before
+// the guard learned, for comparison.
+func (p *Pacer) fix(g time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fixed, p.guard, p.widest = true, g, g
 }
 
 // recover grows the rate back towards the configured one.

@@ -62,6 +62,8 @@ type Config struct {
 	Deadline time.Time
 	// OnAttempt, if set, is called after every request, from the worker.
 	OnAttempt func(Attempt)
+
+	fixedGuard time.Duration // tests: a guard that does not learn
 }
 
 // Attempt is one request sent.
@@ -175,8 +177,11 @@ func Run(ctx context.Context, rows []plan.Row, newAssigner func() (Assigner, err
 	r := &runner{
 		cfg:   cfg,
 		pacer: NewPacer(cfg.QPS),
-		pool:  newPool(newAssigner, min(cfg.QPS, MaxQPS), cfg.Workers),
+		pool:  newPool(newAssigner, cfg.QPS, cfg.Workers),
 		stats: Stats{Rows: len(rows), Start: time.Now()},
+	}
+	if cfg.fixedGuard > 0 {
+		r.pacer.fix(cfg.fixedGuard)
 	}
 
 	// sendCtx gates every send: cancelling it stops new rows and retries,
@@ -326,7 +331,7 @@ func (r *runner) apply(ctx context.Context, row plan.Row) Outcome {
 		switch {
 		case throttled:
 			r.throttled.Add(1)
-			r.pacer.Throttled(t, min(e.RetryAfter, MaxRetryAfter))
+			r.pacer.Throttled(t, min(e.RetryAfter, MaxRetryAfter), r.spread())
 		case e.HTTPStatus != 0:
 			r.pacer.Clean(t) // an answer, and not a throttle
 		}
@@ -411,6 +416,17 @@ func (r *runner) sent(at time.Time, latency time.Duration) {
 		r.stats.LastSend = at
 	}
 	r.latency.add(latency)
+}
+
+// spread estimates the standard deviation of the round-trip times so far
+// from their interquartile range, which one timeout cannot inflate.
+func (r *runner) spread() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.latency.n < 8 {
+		return 0
+	}
+	return time.Duration(float64(r.latency.quantile(0.75)-r.latency.quantile(0.25)) / 1.349)
 }
 
 func (r *runner) record(o Outcome) {
