@@ -13,7 +13,9 @@ import (
 func TestHistogramQuantiles(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	dists := map[string]func() time.Duration{
-		"uniform 20-80ms": func() time.Duration { return 20*time.Millisecond + time.Duration(rng.Int64N(int64(60*time.Millisecond))) },
+		"uniform 20-80ms": func() time.Duration {
+			return 20*time.Millisecond + time.Duration(rng.Int64N(int64(60*time.Millisecond)))
+		},
 		"lognormal ~50ms": func() time.Duration { return time.Duration(float64(50*time.Millisecond) * math.Exp(rng.NormFloat64())) },
 		"constant 5s":     func() time.Duration { return 5 * time.Second },
 		"sub-microsecond": func() time.Duration { return time.Duration(rng.Int64N(1000)) },
