@@ -119,6 +119,9 @@ func (p *pool) signal() {
 }
 
 // growLocked raises the limit to what Little's law asks, up to the cap.
+// It is called only while a row waits for room: once the plan's rows are
+// all in, the calls left in flight are the newest, and their ages would
+// ask for a pool no row needs.
 func (p *pool) growLocked(now time.Time) {
 	lat := time.Duration(0)
 	if p.recentN > 0 {
@@ -139,10 +142,7 @@ func (p *pool) growLocked(now time.Time) {
 		lat = max(lat, 2*p.ages[len(p.ages)/2])
 	}
 	want := int(math.Ceil(poolHeadroom*p.qps*lat.Seconds())) + poolSpare + p.retrying
-	if want = min(want, p.cap); want > p.limit {
-		p.limit = want
-		p.signal()
-	}
+	p.limit = max(p.limit, min(want, p.cap))
 }
 
 // get returns an idle Assigner, or a new one.
@@ -189,7 +189,6 @@ func (p *pool) end(m *member, latency time.Duration) {
 	p.calls--
 	p.recent[p.recentN%recentLatencies] = latency
 	p.recentN++
-	p.growLocked(time.Now())
 }
 
 // waiting counts rows sleeping before a retry: they hold room in the pool.
@@ -197,9 +196,6 @@ func (p *pool) waiting(delta int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.retrying += delta
-	if delta > 0 {
-		p.growLocked(time.Now())
-	}
 }
 
 // figures returns the largest limit reached (the limit only grows), the
