@@ -331,7 +331,7 @@ func (r *runner) apply(ctx context.Context, row plan.Row) Outcome {
 		switch {
 		case throttled:
 			r.throttled.Add(1)
-			r.pacer.Throttled(t, min(e.RetryAfter, MaxRetryAfter), r.spread())
+			r.pacer.Throttled(t, e.RetryAfter, r.spread()) // the pacer caps its hold
 		case e.HTTPStatus != 0:
 			r.pacer.Clean(t) // an answer, and not a throttle
 		}

@@ -382,23 +382,27 @@ func TestBreaker(t *testing.T) {
 	}
 	mixed := all(odd)
 	mixed[7] = []*cas.Error{other}
+	// Sends past the N-th are the calls in flight when it trips: about
+	// rate × latency.
 	tests := []struct {
 		name     string
 		script   map[int64][]*cas.Error
+		latency  time.Duration
 		rows     int
 		tripped  bool
 		maxSends int
 	}{
-		{"same code", all(odd), 20, true, 30},
-		{"same code, small breaker", all(odd), 3, true, 10},
-		{"mixed codes", mixed, 20, false, 500},
-		{"a success among them", all(odd, 12), 20, false, 500},
-		{"off", all(odd), 0, false, 500},
+		{"same code", all(odd), 50 * time.Millisecond, 20, true, 25},
+		{"same code, 1s answers", all(odd), time.Second, 20, true, 20 + 10 + 5},
+		{"same code, small breaker", all(odd), 50 * time.Millisecond, 3, true, 8},
+		{"mixed codes", mixed, 50 * time.Millisecond, 20, false, 500},
+		{"a success among them", all(odd, 12), 50 * time.Millisecond, 20, false, 500},
+		{"off", all(odd), 50 * time.Millisecond, 0, false, 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				newA, s := fakes(tt.script, 50*time.Millisecond)
+				newA, s := fakes(tt.script, tt.latency)
 				st, got := collect(context.Background(), rowsN(500), newA, Config{BreakerRows: tt.rows})
 				if len(got) != 500 {
 					t.Fatalf("%d rows reported; want 500", len(got))
@@ -415,6 +419,7 @@ func TestBreaker(t *testing.T) {
 				if msg := st.Fatal.Error(); !strings.Contains(msg, fmt.Sprintf("first %d finished rows", tt.rows)) || !strings.Contains(msg, odd.Message) {
 					t.Errorf("fatal message %q; want it to say why and keep the service's message", msg)
 				}
+				t.Logf("%d requests sent", len(s.sends))
 				if n := len(s.sends); n < tt.rows || n > tt.maxSends {
 					t.Errorf("%d requests sent; want %d..%d", n, tt.rows, tt.maxSends)
 				}
