@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 // timer noise of the machine they run on; run them one at a time, e.g.
 //
 //	go test -run '^$' -bench Jitter -benchtime 1x ./pkg/apply
+
+// benchSeed gives every run its own draws, so -count shows the spread.
+var benchSeed atomic.Uint64
 
 func reportRun(b *testing.B, st Stats, s *service) {
 	b.ReportMetric(100*float64(st.Throttled)/float64(max(1, st.Requests)), "throttled-%")
@@ -44,8 +48,8 @@ func BenchmarkJitter(b *testing.B) {
 		{"fixed-10ms", false, MinGuard},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			for i := range b.N {
-				s := newService(uint64(i), 40*time.Millisecond, 30*time.Millisecond, 0)
+			for range b.N {
+				s := newService(benchSeed.Add(1), 40*time.Millisecond, 30*time.Millisecond, 0)
 				s.virtual = v.hidden
 				st, _ := collect(context.Background(), rowsN(300), s.assigner(), Config{QPS: 10, fixedGuard: v.fixed})
 				reportRun(b, st, s)
@@ -58,8 +62,8 @@ func BenchmarkJitter(b *testing.B) {
 // flight; the pool must grow to it. Target: at least 9.5 requests/s, never
 // more than 10 in any second, none throttled.
 func BenchmarkSlowAnswers(b *testing.B) {
-	for i := range b.N {
-		s := newService(uint64(i), 0, 0, 5*time.Second)
+	for range b.N {
+		s := newService(benchSeed.Add(1), 0, 0, 5*time.Second)
 		st, _ := collect(context.Background(), rowsN(150), s.assigner(), Config{QPS: 10})
 		reportRun(b, st, s)
 	}
@@ -71,8 +75,8 @@ func BenchmarkSlowAnswers(b *testing.B) {
 func BenchmarkFractionalQPS(b *testing.B) {
 	for _, qps := range []float64{9.5, 7.5} {
 		b.Run(fmt.Sprint(qps), func(b *testing.B) {
-			for i := range b.N {
-				s := newService(uint64(i), 0, 0, 0)
+			for range b.N {
+				s := newService(benchSeed.Add(1), 0, 0, 0)
 				st, _ := collect(context.Background(), rowsN(100), s.assigner(), Config{QPS: qps})
 				reportRun(b, st, s)
 			}

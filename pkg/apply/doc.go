@@ -21,6 +21,11 @@
 //     rows never sent are reported as NotAttempted. A row that finished is
 //     never reported as interrupted, and a stop that cut no row short
 //     leaves Stats.Stop nil: the run is as if it had not come.
+//   - Throttling: a throttled attempt is retried whatever its class, and
+//     fails the row only when the row is out of attempts. It slows the
+//     whole run (the guard or the rate, below); its x-acs-retry-after
+//     holds every send of the run for up to 5s, and the row itself for up
+//     to MaxRetryAfter (60s).
 //   - Breaker: with Config.BreakerRows = N, if the first N rows to finish
 //     all failed with one code and none succeeded, the run stops as fatal
 //     naming the code. Codes pkg/cas lists as run-wide stop at once; this
@@ -71,8 +76,9 @@
 // 54ms, 2.7% beyond 70ms, 1.3% beyond 80ms. Not every such pair is a
 // throttle: an arrival the service rejects does not count, which relieves
 // the seconds after it. In the simulation (sim_test.go: 300 rows at 10/s,
-// medians of 15 runs), a fixed guard gets this share of requests
-// throttled, and this goodput:
+// medians of 15 runs), a fixed guard, with every throttle cutting the rate
+// as the pacer did before, gets this share of requests throttled, and
+// this goodput:
 //
 //	guard   10ms   30ms   50ms   70ms   90ms   110ms
 //	thr.    8.0%   6.5%   4.2%   1.6%   0.7%   0.0%
@@ -82,7 +88,10 @@
 // buys is few throttles (each a wasted request, a retry and a pause), not
 // more rows per second, and past 90ms it costs rate.
 //
-// The guard learns g from the throttles, by experiment. Each send draws
+// The guard learns g from the throttles, by experiment. The send record
+// alone cannot tell jitter from another client on the account: in a
+// saturated run every window holds n sends, whoever caused the throttle.
+// An experiment can. Each send draws
 // its guard at g - w or g + w, half and half (w = g/2, or 25ms while
 // throttles are recent; the narrow side never below 5ms), so the mean
 // window, and the rate, is that of g. Then:
