@@ -3,9 +3,8 @@ package apply
 import (
 	"context"
 	"errors"
-	"math"
+	"fmt"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,27 +29,35 @@ const (
 	DefaultMaxAttempts = 8
 	DefaultBackoffBase = 200 * time.Millisecond
 	DefaultBackoffMax  = 10 * time.Second
-	// latencyHeadroom is the answer time the default worker count covers:
-	// workers = qps × headroom keeps the pacer, not the pool, the limit.
-	latencyHeadroom = 4 * time.Second
+	// DefaultBreakerRows is the breaker the CLI should default to; a zero
+	// Config.BreakerRows turns the breaker off.
+	DefaultBreakerRows = 20
+	// MaxRetryAfter caps how long one x-acs-retry-after makes a row wait
+	// (pkg/cas caps it too), so a bogus header cannot stall a row for ten
+	// minutes.
+	MaxRetryAfter = 60 * time.Second
 )
 
-// DefaultWorkers is enough workers to keep qps requests per second going
-// when answers take up to 4 seconds.
-func DefaultWorkers(qps float64) int {
-	return min(512, max(1, int(math.Ceil(qps*latencyHeadroom.Seconds()))))
-}
-
-// Config tunes a run. Zero fields take the defaults above.
+// Config tunes a run. Zero fields take the defaults above, but for
+// BreakerRows, where zero means off.
 type Config struct {
-	QPS         float64
+	QPS         float64 // at most MaxQPS; more is paced as MaxQPS
 	MaxAttempts int
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	// Workers caps the rows in progress (sent, waiting at the pacer or to
+	// retry). The pool starts small and grows with measured latency up to
+	// this cap. Zero means DefaultWorkers(QPS, 0); more than MaxWorkers is
+	// MaxWorkers.
+	Workers int
 	// With LimitFailures set, the run stops admitting rows once more than
 	// MaxFailures rows have failed.
 	LimitFailures bool
 	MaxFailures   int
+	// BreakerRows, when positive, stops the run as fatal when the first
+	// BreakerRows finished rows all failed with the same code and none
+	// succeeded: an error every row gets, that nobody listed as run-fatal.
+	BreakerRows int
 	// Deadline stops admitting rows at this time; zero means none.
 	Deadline time.Time
 	// OnAttempt, if set, is called after every request, from the worker.
@@ -60,6 +67,8 @@ type Config struct {
 	// about to be unknown. An error keeps the row from being sent and stops
 	// the run as fatal: a run that cannot keep its record must not send.
 	OnSend func(plan.Row) error
+
+	fixedGuard time.Duration // tests: a guard that does not learn
 }
 
 // Attempt is one request sent.
@@ -88,7 +97,11 @@ type Outcome struct {
 	Err *cas.Error
 	// Lost is the code of the last attempt whose answer was lost, when the
 	// row was retried after one: the call may have been applied twice.
-	Lost     string
+	Lost string
+	// CutShort is set when the run's stop kept the row from finishing: it
+	// was never sent, or it failed with an attempt left that the stop
+	// prevented.
+	CutShort bool
 	Latency  time.Duration // of the last attempt
 	Finished time.Time
 }
@@ -106,16 +119,28 @@ var (
 
 // Stats sums up a run.
 type Stats struct {
-	Rows                               int
-	Succeeded, Failed, NotAttempted    int
-	Requests, Retries, Throttled       int
-	LostAnswers                        int
-	Start, End                         time.Time
-	FirstSend, LastSend                time.Time
-	MinRate                            float64
+	Rows                            int
+	Succeeded, Failed, NotAttempted int
+	// CutShort counts rows the stop kept from finishing (see
+	// Outcome.CutShort); zero when the stop came after every row was done.
+	CutShort                  int
+	Requests, Retries         int
+	Throttled, LostAnswers    int
+	Start, End                time.Time
+	FirstSend, LastSend       time.Time
+	FirstSuccess, LastSuccess time.Time // answers received
+	MinRate                   float64
+	// Guard is the pacer's guard at the end, GuardMax the widest it was.
+	Guard, GuardMax time.Duration
+	// Workers is the largest in-flight limit the pool reached, MaxInFlight
+	// the most requests on the wire at once, Assigners how many were made.
+	Workers, MaxInFlight, Assigners int
+	// Latency percentiles are within 1% (see histogram); the max is exact.
 	LatencyP50, LatencyP95, LatencyMax time.Duration
 	// Stop is why the run stopped early: nil, ErrFatal (with Fatal set),
-	// ErrMaxFailures, ErrDeadline, or the context's error.
+	// ErrMaxFailures, ErrDeadline, or the context's cause. A stop that came
+	// when every row had finished (CutShort == 0) is nil, but a fatal
+	// answer always stops.
 	Stop  error
 	Fatal *cas.Error
 }
@@ -129,26 +154,44 @@ func (s Stats) RequestRate() float64 {
 	return float64(s.Requests-1) / d
 }
 
-// Run applies rows through clients, at most len(clients) at once, paced by
-// one shared Pacer. report is called once per row, in completion order,
-// from a single goroutine; an error from it stops the run as fatal (the
-// report could not be written). Rows never sent because the run stopped
-// are reported too, as NotAttempted. Run returns when every row has been
+// Goodput is rows succeeded per second between the first success and the
+// last: what the rate limit let through, start-up and tail left out.
+func (s Stats) Goodput() float64 {
+	d := s.LastSuccess.Sub(s.FirstSuccess).Seconds()
+	if s.Succeeded < 2 || d <= 0 {
+		return 0
+	}
+	return float64(s.Succeeded-1) / d
+}
+
+// RunGoodput is rows succeeded per second over the whole run.
+func (s Stats) RunGoodput() float64 {
+	d := s.End.Sub(s.Start).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return float64(s.Succeeded) / d
+}
+
+// Run applies rows, paced by one shared Pacer. It takes Assigners from
+// newAssigner as the pool grows, one per call in flight at most, and never
+// uses one from two goroutines at once; a failure to make one stops the
+// run as fatal. report is called once per row, in completion order, from a
+// single goroutine; an error from it stops the run as fatal (the report
+// could not be written). Rows never sent because the run stopped are
+// reported too, as NotAttempted. Run returns when every row has been
 // reported.
-func Run(ctx context.Context, rows []plan.Row, clients []Assigner, cfg Config, report func(Outcome) error) Stats {
-	if cfg.QPS <= 0 {
-		cfg.QPS = DefaultQPS
+func Run(ctx context.Context, rows []plan.Row, newAssigner func() (Assigner, error), cfg Config, report func(Outcome) error) Stats {
+	cfg = withDefaults(cfg)
+	r := &runner{
+		cfg:   cfg,
+		pacer: NewPacer(cfg.QPS),
+		pool:  newPool(newAssigner, cfg.QPS, cfg.Workers),
+		stats: Stats{Rows: len(rows), Start: time.Now()},
 	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
+	if cfg.fixedGuard > 0 {
+		r.pacer.fix(cfg.fixedGuard)
 	}
-	if cfg.BackoffBase <= 0 {
-		cfg.BackoffBase = DefaultBackoffBase
-	}
-	if cfg.BackoffMax <= 0 {
-		cfg.BackoffMax = DefaultBackoffMax
-	}
-	r := &runner{cfg: cfg, pacer: NewPacer(cfg.QPS), stats: Stats{Rows: len(rows), Start: time.Now()}}
 
 	// sendCtx gates every send: cancelling it stops new rows and retries,
 	// while requests already in flight run to their timeout (the SDK takes
@@ -164,14 +207,11 @@ func Run(ctx context.Context, rows []plan.Row, clients []Assigner, cfg Config, r
 	}
 	r.stop = stop
 
-	pool := make(chan Assigner, len(clients))
-	for _, c := range clients {
-		pool <- c
-	}
-	results := make(chan Outcome, len(clients))
+	results := make(chan Outcome, 64)
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
+		b := breaker{rows: cfg.BreakerRows}
 		failed := 0
 		for o := range results {
 			r.record(o)
@@ -181,23 +221,27 @@ func Run(ctx context.Context, rows []plan.Row, clients []Assigner, cfg Config, r
 					stop(ErrMaxFailures)
 				}
 			}
+			if e := b.add(o); e != nil {
+				r.fatal(e)
+			}
 			if err := report(o); err != nil {
 				r.fatal(&cas.Error{Class: cas.Fatal, Code: CodeRecordFailed, Message: err.Error()})
 			}
 		}
 	}()
 
+	// The pool's limit grows while rows run; the errgroup's cannot, so it
+	// only backs up the pool's cap.
 	var g errgroup.Group
-	g.SetLimit(len(clients))
+	g.SetLimit(cfg.Workers)
 	for _, row := range rows {
-		if sendCtx.Err() != nil {
+		if sendCtx.Err() != nil || r.pool.acquire(sendCtx) != nil {
 			results <- r.notAttempted(sendCtx, row)
 			continue
 		}
 		g.Go(func() error {
-			c := <-pool
-			defer func() { pool <- c }()
-			results <- r.apply(sendCtx, c, row)
+			defer r.pool.release()
+			results <- r.apply(sendCtx, row)
 			return nil // a failed row is recorded, never returned
 		})
 	}
@@ -205,79 +249,129 @@ func Run(ctx context.Context, rows []plan.Row, clients []Assigner, cfg Config, r
 	close(results)
 	<-collected
 
-	r.stats.End = time.Now()
-	r.stats.Stop = context.Cause(sendCtx)
-	r.stats.Requests = int(r.requests.Load())
-	r.stats.Throttled = int(r.throttled.Load())
-	r.stats.LostAnswers = int(r.lost.Load())
-	_, r.stats.MinRate = r.pacer.Rates()
-	r.stats.LatencyP50, r.stats.LatencyP95, r.stats.LatencyMax = percentiles(r.latencies)
-	return r.stats
+	s := &r.stats
+	s.End = time.Now()
+	s.Requests = int(r.requests.Load())
+	s.Throttled = int(r.throttled.Load())
+	s.LostAnswers = int(r.lost.Load())
+	_, s.MinRate = r.pacer.Rates()
+	s.Guard, s.GuardMax = r.pacer.Guards()
+	s.Workers, s.MaxInFlight, s.Assigners = r.pool.figures()
+	s.LatencyP50, s.LatencyP95, s.LatencyMax = r.latency.quantile(0.50), r.latency.quantile(0.95), r.latency.max
+	if s.Fatal != nil || s.CutShort > 0 {
+		// A stop that cut nothing short changed nothing: the run is as
+		// if it had not come.
+		s.Stop = context.Cause(sendCtx)
+	}
+	return *s
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.QPS <= 0 {
+		cfg.QPS = DefaultQPS
+	}
+	cfg.QPS = min(cfg.QPS, MaxQPS)
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = DefaultBackoffBase
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = DefaultBackoffMax
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers(cfg.QPS, 0)
+	}
+	cfg.Workers = min(cfg.Workers, MaxWorkers)
+	return cfg
 }
 
 type runner struct {
 	cfg   Config
 	pacer *Pacer
+	pool  *pool
 	stop  context.CancelCauseFunc
 
 	requests, throttled, lost atomic.Int64
 
-	mu        sync.Mutex
-	stats     Stats
-	latencies []time.Duration
+	mu      sync.Mutex
+	stats   Stats
+	latency histogram
 }
 
-func (r *runner) apply(ctx context.Context, c Assigner, row plan.Row) Outcome {
+func (r *runner) apply(ctx context.Context, row plan.Row) Outcome {
 	o := Outcome{Row: row}
+	req := cas.Request{ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier}
 	for {
 		if ctx.Err() != nil {
 			return r.stopped(ctx, o)
 		}
-		sent, err := r.pacer.Wait(ctx)
+		t, err := r.pacer.Wait(ctx)
 		if err != nil {
 			return r.stopped(ctx, o)
 		}
 		if o.Attempts == 0 && r.cfg.OnSend != nil {
 			if err := r.cfg.OnSend(row); err != nil {
 				r.fatal(&cas.Error{Class: cas.Fatal, Code: CodeRecordFailed, Message: err.Error()})
-				return r.notAttempted(ctx, row)
+				return r.stopped(ctx, o)
 			}
 		}
+		// Taken after the pacer, so rows waiting for their turn hold no
+		// Assigner: Assigners number the calls in flight, not the rows.
+		m, err := r.pool.get()
+		if err != nil {
+			r.fatal(&cas.Error{Class: cas.Fatal, Code: cas.CodeClient, Message: "could not set up a client: " + err.Error()})
+			return r.stopped(ctx, o)
+		}
 		start := time.Now()
-		res, e := c.Assign(cas.Request{ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier}, sent)
+		r.pool.begin(m, start)
+		res, e := m.a.Assign(req, t.OnWire)
 		o.Latency = time.Since(start)
+		r.pool.end(m, o.Latency)
+		r.pool.put(m)
 		o.Attempts++
 		r.sent(start, o.Latency)
 		if r.cfg.OnAttempt != nil {
 			r.cfg.OnAttempt(Attempt{Row: row, N: o.Attempts, Latency: o.Latency, Err: e})
 		}
+		o.Finished = time.Now()
 		if e == nil {
+			r.pacer.Clean(t)
 			o.Status, o.Result, o.Err = Succeeded, res, nil
-			o.Finished = time.Now()
 			return o
 		}
 		o.Status, o.Err = Failed, e
-		o.Finished = time.Now()
-		if e.Throttled() {
+		throttled := e.Throttled()
+		switch {
+		case throttled:
 			r.throttled.Add(1)
-			r.pacer.Throttled(e.RetryAfter)
+			r.pacer.Throttled(t, e.RetryAfter, r.spread()) // the pacer caps its hold
+		case e.HTTPStatus != 0:
+			r.pacer.Clean(t) // an answer, and not a throttle
 		}
 		if e.MaybeApplied {
 			o.Lost = e.Code
 			r.lost.Add(1)
 		}
-		switch e.Class {
-		case cas.Fatal:
+		switch {
+		case throttled:
+			// Retried whatever its class: a throttle says "later", not "never".
+		case e.Class == cas.Fatal:
 			r.fatal(e)
 			return o
-		case cas.RowFinal:
+		case e.Class != cas.Retryable:
 			return o
 		}
 		if o.Attempts >= r.cfg.MaxAttempts {
 			return o
 		}
-		if !sleepCtx(ctx, r.backoff(o.Attempts, e)) {
-			return o // stopped while waiting to retry: failed, not retried
+		r.pool.waiting(1)
+		ok := sleepCtx(ctx, r.backoff(o.Attempts, e))
+		r.pool.waiting(-1)
+		if !ok {
+			o.CutShort = true // stopped while waiting to retry: failed, not retried
+			return o
 		}
 	}
 }
@@ -295,13 +389,14 @@ func (r *runner) fatal(e *cas.Error) {
 // stopped is the outcome of a row the run stopped before it could finish.
 func (r *runner) stopped(ctx context.Context, o Outcome) Outcome {
 	if o.Attempts > 0 {
+		o.CutShort = true
 		return o // it was sent and failed; the retry is what was stopped
 	}
 	return r.notAttempted(ctx, o.Row)
 }
 
 func (r *runner) notAttempted(ctx context.Context, row plan.Row) Outcome {
-	return Outcome{Row: row, Status: NotAttempted, Finished: time.Now(),
+	return Outcome{Row: row, Status: NotAttempted, CutShort: true, Finished: time.Now(),
 		Err: &cas.Error{Code: "NotAttempted", Message: "not sent: " + reason(context.Cause(ctx))}}
 }
 
@@ -318,11 +413,11 @@ func reason(err error) string {
 }
 
 // backoff is capped exponential with full jitter, and never shorter than
-// the service's x-acs-retry-after.
+// the service's x-acs-retry-after (itself capped at MaxRetryAfter).
 func (r *runner) backoff(attempt int, e *cas.Error) time.Duration {
 	ceil := min(r.cfg.BackoffMax, r.cfg.BackoffBase<<min(attempt-1, 20))
 	d := time.Duration(rand.Int64N(int64(ceil) + 1))
-	return max(d, e.RetryAfter)
+	return max(d, min(e.RetryAfter, MaxRetryAfter))
 }
 
 func (r *runner) sent(at time.Time, latency time.Duration) {
@@ -335,23 +430,75 @@ func (r *runner) sent(at time.Time, latency time.Duration) {
 	if at.After(r.stats.LastSend) {
 		r.stats.LastSend = at
 	}
-	r.latencies = append(r.latencies, latency)
+	r.latency.add(latency)
+}
+
+// spread estimates the standard deviation of the round-trip times so far
+// from their interquartile range, which one timeout cannot inflate.
+func (r *runner) spread() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.latency.n < 8 {
+		return 0
+	}
+	return time.Duration(float64(r.latency.quantile(0.75)-r.latency.quantile(0.25)) / 1.349)
 }
 
 func (r *runner) record(o Outcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	s := &r.stats
 	switch o.Status {
 	case Succeeded:
-		r.stats.Succeeded++
+		s.Succeeded++
+		if s.FirstSuccess.IsZero() || o.Finished.Before(s.FirstSuccess) {
+			s.FirstSuccess = o.Finished
+		}
+		if o.Finished.After(s.LastSuccess) {
+			s.LastSuccess = o.Finished
+		}
 	case Failed:
-		r.stats.Failed++
+		s.Failed++
 	case NotAttempted:
-		r.stats.NotAttempted++
+		s.NotAttempted++
+	}
+	if o.CutShort {
+		s.CutShort++
 	}
 	if o.Attempts > 1 {
-		r.stats.Retries += o.Attempts - 1
+		s.Retries += o.Attempts - 1
 	}
+}
+
+// breaker stops a run whose first rows all fail alike: a run-wide error
+// that pkg/cas does not list as fatal (a new gateway code, an endpoint in
+// the wrong region) would otherwise fail every row of the plan, one
+// request at a time.
+type breaker struct {
+	rows int    // finished rows to judge; 0 is off
+	seen int    // finished rows so far, while armed
+	code string // the code every one of them failed with
+	done bool   // judged: tripped or disarmed
+}
+
+// add judges one more outcome, and returns the run-fatal error when the
+// breaker trips.
+func (b *breaker) add(o Outcome) *cas.Error {
+	if b.rows <= 0 || b.done || o.Status == NotAttempted {
+		return nil
+	}
+	if o.Status == Succeeded || (b.seen > 0 && o.Err.Code != b.code) {
+		b.done = true // a row can succeed, or the failures differ
+		return nil
+	}
+	b.code = o.Err.Code
+	if b.seen++; b.seen < b.rows {
+		return nil
+	}
+	b.done = true
+	return &cas.Error{Class: cas.Fatal, Code: o.Err.Code, HTTPStatus: o.Err.HTTPStatus, RequestID: o.Err.RequestID,
+		Message: fmt.Sprintf("the first %d finished rows all failed with %s and none succeeded: taken as an error every row would get, the run stopped (last message: %s)",
+			b.rows, o.Err.Code, o.Err.Message)}
 }
 
 // sleepCtx waits d, or until ctx is done; it reports whether ctx is still
@@ -368,14 +515,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-func percentiles(ds []time.Duration) (p50, p95, maxd time.Duration) {
-	if len(ds) == 0 {
-		return 0, 0, 0
-	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	at := func(q float64) time.Duration { return s[int(math.Ceil(q*float64(len(s))))-1] }
-	return at(0.50), at(0.95), s[len(s)-1]
 }

@@ -3,10 +3,13 @@ package apply
 import (
 	"context"
 	"errors"
-	"sort"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/certalloc/certalloc/pkg/cas"
@@ -28,6 +31,8 @@ type sharedState struct {
 	sends    []time.Time
 	inFlight int
 	maxIn    int
+	made     int
+	ids      []int64
 }
 
 func (f *fake) Assign(r cas.Request, onWire func()) (cas.Result, *cas.Error) {
@@ -43,6 +48,7 @@ func (f *fake) Assign(r cas.Request, onWire func()) (cas.Result, *cas.Error) {
 	k := s.calls[id]
 	s.calls[id]++
 	s.sends = append(s.sends, now)
+	s.ids = append(s.ids, id)
 	s.inFlight++
 	s.maxIn = max(s.maxIn, s.inFlight)
 	s.mu.Unlock()
@@ -56,13 +62,15 @@ func (f *fake) Assign(r cas.Request, onWire func()) (cas.Result, *cas.Error) {
 	return cas.Result{RequestID: "R", CertCount: int64(n)}, nil
 }
 
-func fakes(n int, script map[int64][]*cas.Error, delay time.Duration) ([]Assigner, *sharedState) {
+// fakes returns a factory of fakes sharing one script and one record.
+func fakes(script map[int64][]*cas.Error, delay time.Duration) (func() (Assigner, error), *sharedState) {
 	s := &sharedState{calls: map[int64]int{}}
-	out := make([]Assigner, n)
-	for i := range out {
-		out[i] = &fake{script: script, delay: delay, shared: s}
-	}
-	return out, s
+	return func() (Assigner, error) {
+		s.mu.Lock()
+		s.made++
+		s.mu.Unlock()
+		return &fake{script: script, delay: delay, shared: s}, nil
+	}, s
 }
 
 func rowsN(n int) []plan.Row {
@@ -73,10 +81,10 @@ func rowsN(n int) []plan.Row {
 	return rows
 }
 
-func collect(ctx context.Context, rows []plan.Row, cs []Assigner, cfg Config) (Stats, map[int64]Outcome) {
+func collect(ctx context.Context, rows []plan.Row, newAssigner func() (Assigner, error), cfg Config) (Stats, map[int64]Outcome) {
 	got := map[int64]Outcome{}
 	var mu sync.Mutex
-	st := Run(ctx, rows, cs, cfg, func(o Outcome) error {
+	st := Run(ctx, rows, newAssigner, cfg, func(o Outcome) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if _, dup := got[o.Row.ID]; dup {
@@ -96,7 +104,7 @@ var (
 )
 
 func fast(cfg Config) Config {
-	cfg.QPS = 2000
+	cfg.QPS = MaxQPS
 	cfg.BackoffBase = time.Millisecond
 	cfg.BackoffMax = 2 * time.Millisecond
 	return cfg
@@ -108,9 +116,11 @@ func TestRunOutcomes(t *testing.T) {
 		3: {timeout},
 		4: {invalid},
 		5: {timeout, timeout, timeout},
+		// A throttle is retried whatever class pkg/cas gave it.
+		7: {{Class: cas.RowFinal, Code: "Throttling.Api", HTTPStatus: 429}},
 	}
-	cs, s := fakes(4, script, 0)
-	st, got := collect(context.Background(), rowsN(6), cs, fast(Config{MaxAttempts: 3}))
+	newA, s := fakes(script, 0)
+	st, got := collect(context.Background(), rowsN(7), newA, fast(Config{MaxAttempts: 3, Workers: 4}))
 	tests := []struct {
 		id       int64
 		status   string
@@ -124,6 +134,7 @@ func TestRunOutcomes(t *testing.T) {
 		{4, Failed, 1, "InvalidParameter", ""},
 		{5, Failed, 3, cas.CodeClientTimeout, cas.CodeClientTimeout},
 		{6, Succeeded, 1, "", ""},
+		{7, Succeeded, 2, "", ""},
 	}
 	for _, tt := range tests {
 		o := got[tt.id]
@@ -131,39 +142,43 @@ func TestRunOutcomes(t *testing.T) {
 		if o.Err != nil {
 			code = o.Err.Code
 		}
-		if o.Status != tt.status || o.Attempts != tt.attempts || code != tt.code || o.Lost != tt.lost {
-			t.Errorf("row %d = %s, %d attempts, code %q, lost %q; want %s, %d, %q, %q", tt.id, o.Status, o.Attempts, code, o.Lost, tt.status, tt.attempts, tt.code, tt.lost)
+		if o.Status != tt.status || o.Attempts != tt.attempts || code != tt.code || o.Lost != tt.lost || o.CutShort {
+			t.Errorf("row %d = %s, %d attempts, code %q, lost %q, cut short %v; want %s, %d, %q, %q, not cut short",
+				tt.id, o.Status, o.Attempts, code, o.Lost, o.CutShort, tt.status, tt.attempts, tt.code, tt.lost)
 		}
 	}
-	if st.Succeeded != 4 || st.Failed != 2 || st.Requests != 11 || st.Retries != 5 || st.Throttled != 2 || st.Stop != nil {
+	if st.Succeeded != 5 || st.Failed != 2 || st.Requests != 13 || st.Retries != 6 || st.Throttled != 3 || st.Stop != nil || st.CutShort != 0 {
 		t.Errorf("stats = %+v", st)
 	}
-	if len(s.sends) != 11 {
-		t.Errorf("%d sends; want 11", len(s.sends))
+	if len(s.sends) != 13 {
+		t.Errorf("%d sends; want 13", len(s.sends))
+	}
+	if st.Goodput() <= 0 || st.RunGoodput() <= 0 || st.FirstSuccess.After(st.LastSuccess) {
+		t.Errorf("goodput %v, run goodput %v, successes %v..%v", st.Goodput(), st.RunGoodput(), st.FirstSuccess, st.LastSuccess)
 	}
 }
 
 func TestRunBoundsConcurrency(t *testing.T) {
-	cs, s := fakes(3, nil, 5*time.Millisecond)
-	collect(context.Background(), rowsN(40), cs, fast(Config{}))
-	if s.maxIn > 3 {
-		t.Errorf("%d requests in flight at once; want at most 3", s.maxIn)
+	newA, s := fakes(nil, 5*time.Millisecond)
+	st, _ := collect(context.Background(), rowsN(40), newA, fast(Config{Workers: 3}))
+	if s.maxIn > 3 || st.Workers > 3 || st.MaxInFlight > 3 || s.made > 3 {
+		t.Errorf("%d requests in flight at once, limit %d, %d assigners made; want at most 3 each", s.maxIn, st.Workers, s.made)
 	}
 }
 
 func TestRunFatalStopsSending(t *testing.T) {
 	script := map[int64][]*cas.Error{5: {badKey}}
-	cs, s := fakes(2, script, 10*time.Millisecond)
+	newA, s := fakes(script, 10*time.Millisecond)
 	var mu sync.Mutex
 	var fatalAt time.Time // when the runner has the fatal answer in hand
-	cfg := fast(Config{OnAttempt: func(a Attempt) {
+	cfg := fast(Config{Workers: 2, OnAttempt: func(a Attempt) {
 		if a.Err != nil && a.Err.Class == cas.Fatal {
 			mu.Lock()
 			fatalAt = time.Now()
 			mu.Unlock()
 		}
 	}})
-	st, got := collect(context.Background(), rowsN(50), cs, cfg)
+	st, got := collect(context.Background(), rowsN(50), newA, cfg)
 	if !errors.Is(st.Stop, ErrFatal) || st.Fatal == nil || st.Fatal.Code != "InvalidAccessKeyId.NotFound" {
 		t.Fatalf("Stop = %v, Fatal = %v; want the fatal error", st.Stop, st.Fatal)
 	}
@@ -178,8 +193,8 @@ func TestRunFatalStopsSending(t *testing.T) {
 	if after > 1 {
 		t.Errorf("%d requests sent after the fatal answer; want at most 1", after)
 	}
-	if len(got) != 50 || st.Succeeded+st.Failed+st.NotAttempted != 50 || st.NotAttempted < 43 {
-		t.Errorf("reported %d rows, stats %+v; want all 50, at least 43 not attempted", len(got), st)
+	if len(got) != 50 || st.Succeeded+st.Failed+st.NotAttempted != 50 || st.NotAttempted < 43 || st.CutShort != st.NotAttempted {
+		t.Errorf("reported %d rows, stats %+v; want all 50, at least 43 not attempted, all of them cut short", len(got), st)
 	}
 }
 
@@ -188,8 +203,8 @@ func TestRunMaxFailures(t *testing.T) {
 	for id := int64(1); id <= 10; id++ {
 		script[id] = []*cas.Error{invalid}
 	}
-	cs, _ := fakes(1, script, 5*time.Millisecond)
-	st, _ := collect(context.Background(), rowsN(30), cs, fast(Config{LimitFailures: true, MaxFailures: 3}))
+	newA, _ := fakes(script, 5*time.Millisecond)
+	st, _ := collect(context.Background(), rowsN(30), newA, fast(Config{Workers: 1, LimitFailures: true, MaxFailures: 3}))
 	// The 4th failure stops admission; a row already admitted may follow.
 	if !errors.Is(st.Stop, ErrMaxFailures) || st.Failed < 4 || st.Failed > 6 || st.NotAttempted < 24 {
 		t.Errorf("stats = %+v; want a stop after the 4th failure", st)
@@ -197,96 +212,139 @@ func TestRunMaxFailures(t *testing.T) {
 }
 
 func TestRunDeadlineAndCancel(t *testing.T) {
-	cs, _ := fakes(2, nil, 0)
-	cfg := Config{QPS: 100, Deadline: time.Now().Add(150 * time.Millisecond)}
-	st, _ := collect(context.Background(), rowsN(100), cs, cfg)
-	if !errors.Is(st.Stop, ErrDeadline) || st.NotAttempted == 0 || st.Succeeded == 0 || st.Succeeded+st.NotAttempted != 100 {
-		t.Errorf("deadline stats = %+v", st)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		newA, _ := fakes(nil, 0)
+		cfg := Config{QPS: 100, Deadline: time.Now().Add(150 * time.Millisecond)}
+		st, _ := collect(context.Background(), rowsN(100), newA, cfg)
+		if !errors.Is(st.Stop, ErrDeadline) || st.NotAttempted == 0 || st.Succeeded == 0 || st.Succeeded+st.NotAttempted != 100 {
+			t.Errorf("deadline stats = %+v", st)
+		}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cs, _ = fakes(2, nil, 0)
-	time.AfterFunc(150*time.Millisecond, cancel)
-	st, _ = collect(ctx, rowsN(100), cs, Config{QPS: 100})
-	if !errors.Is(st.Stop, context.Canceled) || st.NotAttempted == 0 || st.Succeeded+st.NotAttempted != 100 {
-		t.Errorf("cancel stats = %+v", st)
-	}
+		ctx, cancel := context.WithCancel(context.Background())
+		newA, _ = fakes(nil, 0)
+		time.AfterFunc(150*time.Millisecond, cancel)
+		st, _ = collect(ctx, rowsN(100), newA, Config{QPS: 100})
+		if !errors.Is(st.Stop, context.Canceled) || st.NotAttempted == 0 || st.Succeeded+st.NotAttempted != 100 {
+			t.Errorf("cancel stats = %+v", st)
+		}
+	})
 }
 
-// The pacer's guarantee: never more than floor(qps) sends in any second.
+// A stop that comes once every row has finished costs nothing, and the run
+// says so: no Stop, nothing cut short, no row reported interrupted.
+func TestRunStopAfterTheLastRowChangesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, name := range []string{"cancel", "deadline"} {
+			ctx, cancel := context.WithCancel(context.Background())
+			newA, _ := fakes(nil, 0)
+			cfg := Config{QPS: 100}
+			var last atomic.Int32
+			st := Run(ctx, rowsN(10), newA, cfg, func(o Outcome) error {
+				if last.Add(1) == 10 {
+					// The stop lands after the last row is done, before Run
+					// returns.
+					if name == "cancel" {
+						cancel()
+					} else {
+						time.Sleep(time.Millisecond)
+					}
+				}
+				return nil
+			})
+			cancel()
+			if st.Stop != nil || st.CutShort != 0 || st.Succeeded != 10 {
+				t.Errorf("%s after the last row: Stop %v, cut short %d, succeeded %d; want nil, 0, 10", name, st.Stop, st.CutShort, st.Succeeded)
+			}
+		}
+	})
+}
+
+// A row stopped while it waits to retry keeps its last error and says the
+// stop cut it short; rows that finished are untouched.
+func TestRunStopDuringBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		newA, _ := fakes(map[int64][]*cas.Error{2: {timeout}}, 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		cfg := Config{QPS: 100, BackoffBase: time.Hour, BackoffMax: time.Hour}
+		time.AfterFunc(2*time.Second, cancel)
+		st, got := collect(ctx, rowsN(3), newA, cfg)
+		if o := got[2]; o.Status != Failed || !o.CutShort || o.Err.Code != cas.CodeClientTimeout {
+			t.Errorf("row 2 = %+v; want failed with its timeout, cut short", o)
+		}
+		if got[1].CutShort || got[3].CutShort || st.CutShort != 1 || !errors.Is(st.Stop, context.Canceled) {
+			t.Errorf("stats %+v; want only row 2 cut short and the cancel as the stop", st)
+		}
+	})
+}
+
+// The pacer's guarantee: never more than ceil(qps) sends in any second.
 func TestRunNeverExceedsRateInAnySecond(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes 3s")
 	}
-	cs, s := fakes(20, nil, 2*time.Millisecond)
+	newA, s := fakes(nil, 2*time.Millisecond)
 	const qps = 40
-	collect(context.Background(), rowsN(3*qps+1), cs, Config{QPS: qps})
-	sends := append([]time.Time(nil), s.sends...)
-	sort.Slice(sends, func(i, j int) bool { return sends[i].Before(sends[j]) })
-	for i := qps; i < len(sends); i++ {
-		if d := sends[i].Sub(sends[i-qps]); d < time.Second {
-			t.Fatalf("sends %d and %d are %v apart: %d sends in under a second", i-qps, i, d, qps+1)
+	collect(context.Background(), rowsN(3*qps+1), newA, Config{QPS: qps})
+	if n, at := mostInAnySecond(s.sends); n > qps {
+		t.Fatalf("%d sends in the second from %v; want at most %d", n, at, qps)
+	}
+}
+
+// mostInAnySecond is the most sends in any window [t, t+1s).
+func mostInAnySecond(sends []time.Time) (int, time.Time) {
+	s := slices.Clone(sends)
+	slices.SortFunc(s, func(a, b time.Time) int { return a.Compare(b) })
+	most, at := 0, time.Time{}
+	j := 0
+	for i := range s {
+		for s[i].Sub(s[j]) >= time.Second {
+			j++
+		}
+		if i-j+1 > most {
+			most, at = i-j+1, s[j]
+		}
+	}
+	return most, at
+}
+
+func TestDefaultWorkers(t *testing.T) {
+	tests := []struct {
+		qps     float64
+		timeout time.Duration
+		atLeast int // qps × timeout: every call as slow as the timeout
+		atMost  int
+	}{
+		{1, 0, 10, 20},
+		{10, 0, 100, 150},
+		{10, 30 * time.Second, 300, 400},
+		{0.1, 0, poolStart, poolStart},
+		{1e12, 0, MaxWorkers, MaxWorkers},
+	}
+	for _, tt := range tests {
+		if w := DefaultWorkers(tt.qps, tt.timeout); w < tt.atLeast || w > tt.atMost {
+			t.Errorf("DefaultWorkers(%v, %v) = %d; want %d..%d", tt.qps, tt.timeout, w, tt.atLeast, tt.atMost)
 		}
 	}
 }
 
-func TestPacerAdaptsToThrottling(t *testing.T) {
-	p := NewPacer(10)
-	p.Throttled(0)
-	p.Throttled(0)
-	if cur, low := p.Rates(); cur < 9.40 || cur > 9.41 || low != cur {
-		t.Fatalf("after two throttles: rate %v, lowest %v; want 10 × 0.97² = 9.409", cur, low)
-	}
-	p.mu.Lock()
-	p.lastAdjust = time.Now().Add(-200 * time.Millisecond)
-	p.mu.Unlock()
-	p.recover()
-	if cur, low := p.Rates(); cur < 9.70 || cur > 9.75 || low > 9.41 {
-		t.Errorf("after 0.2s: rate %v, lowest %v; want about 9.709, lowest 9.409", cur, low)
-	}
-	for i := 0; i < 200; i++ {
-		p.Throttled(0)
-	}
-	if cur, _ := p.Rates(); cur != 0.5 {
-		t.Errorf("after many throttles: rate %v; want the floor 0.5", cur)
-	}
-}
-
-func TestDefaultWorkersSustainRateAtSlowAnswers(t *testing.T) {
-	for _, qps := range []float64{1, 10, 25} {
-		if w := DefaultWorkers(qps); float64(w) < qps*3 {
-			t.Errorf("DefaultWorkers(%v) = %d; want at least %v for 3s answers", qps, w, qps*3)
-		}
-	}
-}
-
-// A request that reaches the wire late (a TLS handshake, a late timer)
-// pushes the window: the next send is spaced from when it really left.
-func TestPacerMeasuresFromTheWire(t *testing.T) {
-	p := NewPacer(2) // 2 per 1.01s
-	ctx := context.Background()
-	start := time.Now()
-	first, _ := p.Wait(ctx)
-	p.Wait(ctx) // the limiter's next slot, ~0.5s
-	first()     // the first request only now got its connection
-	wire := time.Now()
-	p.Wait(ctx)
-	if got, want := time.Since(wire), time.Second; got < want-50*time.Millisecond {
-		t.Errorf("third send %v after the first hit the wire (%v after start); want about %v", got, time.Since(start), want+PaceGuard)
-	}
-}
-
-// A throttled row waits at least the service's x-acs-retry-after.
+// A throttled row waits at least the service's x-acs-retry-after, capped.
 func TestRetryHonoursRetryAfter(t *testing.T) {
-	wait := &cas.Error{Class: cas.Retryable, Code: "Throttling.User", HTTPStatus: 400, RetryAfter: 300 * time.Millisecond}
-	cs, s := fakes(1, map[int64][]*cas.Error{1: {wait}}, 0)
-	_, got := collect(context.Background(), rowsN(1), cs, fast(Config{}))
-	if o := got[1]; o.Status != Succeeded || o.Attempts != 2 {
-		t.Fatalf("outcome %+v", o)
-	}
-	if d := s.sends[1].Sub(s.sends[0]); d < 300*time.Millisecond {
-		t.Errorf("retried %v after the throttle; want at least the 300ms retry-after", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		for _, tt := range []struct{ retryAfter, want time.Duration }{
+			{300 * time.Millisecond, 300 * time.Millisecond},
+			{time.Hour, MaxRetryAfter},
+		} {
+			wait := &cas.Error{Class: cas.Retryable, Code: "Throttling.User", HTTPStatus: 400, RetryAfter: tt.retryAfter}
+			newA, s := fakes(map[int64][]*cas.Error{1: {wait}}, 0)
+			_, got := collect(context.Background(), rowsN(1), newA, fast(Config{}))
+			if o := got[1]; o.Status != Succeeded || o.Attempts != 2 {
+				t.Fatalf("outcome %+v", o)
+			}
+			if d := s.sends[1].Sub(s.sends[0]); d < tt.want || d > tt.want+time.Second {
+				t.Errorf("retry-after %v: retried %v after the throttle; want %v", tt.retryAfter, d, tt.want)
+			}
+		}
+	})
 }
 
 func TestBackoffIsCappedAndJittered(t *testing.T) {
@@ -308,22 +366,73 @@ func TestBackoffIsCappedAndJittered(t *testing.T) {
 	}
 }
 
-// x-acs-retry-after holds every send of the run, not just the row's retry.
-func TestPacerHoldsForRetryAfter(t *testing.T) {
-	for _, qps := range []float64{10, 0.5} { // with and without the ring
-		p := NewPacer(qps)
-		p.Throttled(300 * time.Millisecond)
-		start := time.Now()
-		if _, err := p.Wait(context.Background()); err != nil {
-			t.Fatal(err)
+// The breaker stops a run whose first rows all fail with one code nobody
+// listed, after about BreakerRows requests.
+func TestBreaker(t *testing.T) {
+	odd := &cas.Error{Class: cas.RowFinal, Code: "InvalidFoo.Unheard", HTTPStatus: 400, Message: "no such thing"}
+	other := &cas.Error{Class: cas.RowFinal, Code: "InvalidBar", HTTPStatus: 400}
+	all := func(e *cas.Error, ids ...int64) map[int64][]*cas.Error {
+		m := map[int64][]*cas.Error{}
+		for id := int64(1); id <= 500; id++ {
+			if !slices.Contains(ids, id) {
+				m[id] = []*cas.Error{e}
+			}
 		}
-		if d := time.Since(start); d < 280*time.Millisecond {
-			t.Errorf("qps %v: sent %v after a 300ms retry-after", qps, d)
-		}
+		return m
 	}
-	p := NewPacer(10)
-	p.Throttled(time.Hour)
-	if p.holdUntil.After(time.Now().Add(maxHold)) {
-		t.Errorf("a one-hour retry-after holds the run until %v; want at most %v", p.holdUntil, maxHold)
+	mixed := all(odd)
+	mixed[7] = []*cas.Error{other}
+	// Sends past the N-th are the calls in flight when it trips: about
+	// rate × latency.
+	tests := []struct {
+		name     string
+		script   map[int64][]*cas.Error
+		latency  time.Duration
+		rows     int
+		tripped  bool
+		maxSends int
+	}{
+		{"same code", all(odd), 50 * time.Millisecond, 20, true, 25},
+		{"same code, 1s answers", all(odd), time.Second, 20, true, 20 + 10 + 5},
+		{"same code, small breaker", all(odd), 50 * time.Millisecond, 3, true, 8},
+		{"mixed codes", mixed, 50 * time.Millisecond, 20, false, 500},
+		{"a success among them", all(odd, 12), 50 * time.Millisecond, 20, false, 500},
+		{"off", all(odd), 50 * time.Millisecond, 0, false, 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				newA, s := fakes(tt.script, tt.latency)
+				st, got := collect(context.Background(), rowsN(500), newA, Config{BreakerRows: tt.rows})
+				if len(got) != 500 {
+					t.Fatalf("%d rows reported; want 500", len(got))
+				}
+				if !tt.tripped {
+					if st.Stop != nil || len(s.sends) != 500 {
+						t.Errorf("Stop %v after %d sends; want no stop, 500 sends", st.Stop, len(s.sends))
+					}
+					return
+				}
+				if !errors.Is(st.Stop, ErrFatal) || st.Fatal == nil || st.Fatal.Class != cas.Fatal || st.Fatal.Code != odd.Code {
+					t.Fatalf("Stop %v, Fatal %v; want a fatal stop naming %s", st.Stop, st.Fatal, odd.Code)
+				}
+				if msg := st.Fatal.Error(); !strings.Contains(msg, fmt.Sprintf("first %d finished rows", tt.rows)) || !strings.Contains(msg, odd.Message) {
+					t.Errorf("fatal message %q; want it to say why and keep the service's message", msg)
+				}
+				t.Logf("%d requests sent", len(s.sends))
+				if n := len(s.sends); n < tt.rows || n > tt.maxSends {
+					t.Errorf("%d requests sent; want %d..%d", n, tt.rows, tt.maxSends)
+				}
+			})
+		})
+	}
+}
+
+// A factory that fails stops the run as fatal; nothing is sent.
+func TestRunAssignerSetupFails(t *testing.T) {
+	newA := func() (Assigner, error) { return nil, errors.New("no region") }
+	st, got := collect(context.Background(), rowsN(5), newA, fast(Config{}))
+	if !errors.Is(st.Stop, ErrFatal) || st.Fatal == nil || !strings.Contains(st.Fatal.Message, "no region") || st.Requests != 0 || len(got) != 5 || st.NotAttempted != 5 {
+		t.Errorf("stats %+v, fatal %v; want a fatal stop, 5 rows not attempted", st, st.Fatal)
 	}
 }

@@ -61,8 +61,9 @@ func (o *applyFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.Resume, "resume", false, "carry on from the report (and the journal of a run that crashed): skip rows whose latest record is a success with the same CertTotalCount")
 	fs.BoolVar(&c.Overwrite, "overwrite", false, "replace a report that records rows an earlier run sent (without it, such a run refuses to start)")
 	fs.StringVar(&c.BaselinePath, "baseline", "", "a previous run's report: rows it shows succeeded with the same CertTotalCount are unchanged and skipped")
-	fs.Float64Var(&c.QPS, "qps", apply.DefaultQPS, "requests per second, never exceeded in any sliding second (the service allows 10 per account)")
-	fs.IntVar(&c.Workers, "workers", 0, "requests in flight at most (default 4 × qps, enough for 4s answers)")
+	fs.Float64Var(&c.QPS, "qps", apply.DefaultQPS, "requests per second on average, and never more than ceil(qps) in any sliding second (the service allows 10 per account, shared by every tool on it)")
+	fs.IntVar(&c.Workers, "workers", 0, "requests in flight at most; the pool grows with measured latency up to this (default qps × timeout × 1.2)")
+	fs.IntVar(&c.BreakerRows, "breaker-rows", apply.DefaultBreakerRows, "stop as run-fatal when the first N finished rows all fail with the same error code and none succeeds (0: off)")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", apply.DefaultMaxAttempts, "requests per row at most, throttled and timed-out ones included")
 	fs.DurationVar(&c.Timeout, "timeout", cas.DefaultTimeout, "per-request timeout")
 	fs.DurationVar(&c.Deadline, "deadline", 0, "stop admitting rows after this long (e.g. 50m); the rest go to the failures file")
@@ -149,6 +150,8 @@ func (o *applyFlags) check(stderr io.Writer) (*termWriter, error) {
 	switch {
 	case c.Workers < 0:
 		return nil, usagef("--workers must be positive, got %d", c.Workers)
+	case c.BreakerRows < 0:
+		return nil, usagef("--breaker-rows must be 0 (off) or more, got %d", c.BreakerRows)
 	case c.MaxAttempts < 1:
 		return nil, usagef("--max-attempts must be at least 1, got %d", c.MaxAttempts)
 	case c.Timeout <= 0:
@@ -189,7 +192,7 @@ func printPlan(w io.Writer, r *job.PlanResult) {
 		fmt.Fprintf(w, "Plan: %d to assign (%d new Ids, %d changed), %d unchanged (baseline %s).\n",
 			r.ToSend, r.New, r.Changed, r.Unchanged, r.BaselinePath)
 	}
-	fmt.Fprintf(w, "Estimated time at %g requests/s: %s (%d requests, no retries).\n", r.QPS, job.Estimate(r.ToSend, r.QPS), r.ToSend)
+	fmt.Fprintf(w, "Estimated time at %g requests/s: %s (%d requests, no retries).\n", r.QPS, apply.Estimate(r.ToSend, r.QPS), r.ToSend)
 	fmt.Fprintf(w, "An apply would send to %s (region %s).\n", r.Endpoint, r.Region)
 	fmt.Fprintf(w, "Dry run: nothing was sent. Report: %s\n", r.ReportPath)
 }
@@ -207,11 +210,12 @@ func printSummary(w io.Writer, s *job.Summary) {
 	b.WriteString(")\n")
 	fmt.Fprintf(&b, "  requests:    %d sent, %d retries, %d throttled, %d answers lost\n", s.Requests, s.Retries, s.Throttled, s.LostAnswers)
 	fmt.Fprintf(&b, "  elapsed:     %s\n", time.Duration(s.ElapsedSec*float64(time.Second)).Round(time.Millisecond))
-	fmt.Fprintf(&b, "  rate:        %.2f requests/s sent (limit %g), %.2f rows/s succeeded", s.RequestRate, s.QPS, s.RowRate)
+	fmt.Fprintf(&b, "  rate:        %.2f requests/s sent (limit %g); goodput %.2f rows/s succeeded (%.2f over the whole run)", s.RequestRate, s.QPS, s.Goodput, s.RowRate)
 	if s.Throttled > 0 {
 		fmt.Fprintf(&b, ", lowest pace %.2f/s", s.MinRate)
 	}
 	b.WriteString("\n")
+	fmt.Fprintf(&b, "  pacing:      window guard %.0fms (widest %.0fms), up to %d in flight (pool limit %d)\n", 1000*s.Guard, 1000*s.WidestGuard, s.MaxInFlight, s.PoolLimit)
 	fmt.Fprintf(&b, "  latency:     p50 %.0fms, p95 %.0fms, max %.0fms\n", 1000*s.LatencyP50, 1000*s.LatencyP95, 1000*s.LatencyMax)
 	if s.Stopped != "" {
 		fmt.Fprintf(&b, "  stopped:     %s: %s\n", s.Stopped, s.StopReason)

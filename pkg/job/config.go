@@ -38,9 +38,14 @@ type Config struct {
 	Overwrite bool
 	Private   bool // output files 0600 instead of 0644
 
-	QPS         float64
+	QPS float64
+	// Workers caps the calls in flight; the pool grows with latency up to
+	// it. 0 means apply.DefaultWorkers.
 	Workers     int
 	MaxAttempts int
+	// BreakerRows stops the run when the first BreakerRows finished rows
+	// all failed with one code and none succeeded; 0 turns it off.
+	BreakerRows int
 	Timeout     time.Duration
 	Deadline    time.Duration // from Started; 0 means none
 	MaxFailures string        // "N" or "N%" of the rows to send; "" means no limit
@@ -98,14 +103,14 @@ func (c *Config) Check() error {
 	if c.QPS <= 0 || math.IsInf(c.QPS, 0) || math.IsNaN(c.QPS) {
 		return inputErrorf("--qps must be a positive number, got %v", c.QPS)
 	}
-	if c.Workers == 0 {
-		c.Workers = apply.DefaultWorkers(c.QPS)
-	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = apply.DefaultMaxAttempts
 	}
 	if c.Timeout == 0 {
 		c.Timeout = cas.DefaultTimeout
+	}
+	if c.Workers == 0 {
+		c.Workers = apply.DefaultWorkers(c.QPS, c.Timeout)
 	}
 	if c.Started.IsZero() {
 		c.Started = time.Now()

@@ -4,7 +4,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestParseMaxFailures(t *testing.T) {
@@ -28,25 +27,6 @@ func TestParseMaxFailures(t *testing.T) {
 		limit, n, err := parseMaxFailures(tt.in, tt.rows)
 		if limit != tt.limit || n != tt.n || (err != nil) != tt.err {
 			t.Errorf("parseMaxFailures(%q, %d) = %v, %d, %v; want %v, %d, err %v", tt.in, tt.rows, limit, n, err, tt.limit, tt.n, tt.err)
-		}
-	}
-}
-
-func TestEstimate(t *testing.T) {
-	tests := []struct {
-		rows int
-		qps  float64
-		want time.Duration
-	}{
-		{0, 10, 0},
-		{1, 10, 0},
-		{11, 10, time.Second},
-		{1001, 10, 101 * time.Second}, // 100 windows of 1.01s
-		{3, 0.5, 4 * time.Second},
-	}
-	for _, tt := range tests {
-		if got := Estimate(tt.rows, tt.qps); got != tt.want {
-			t.Errorf("Estimate(%d, %v) = %v; want %v", tt.rows, tt.qps, got, tt.want)
 		}
 	}
 }

@@ -93,35 +93,48 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 
 	limit, maxFail, _ := parseMaxFailures(c.MaxFailures, len(todo))
-	cfg := apply.Config{QPS: c.QPS, MaxAttempts: c.MaxAttempts, LimitFailures: limit, MaxFailures: maxFail,
-		OnSend: r.onSend, OnAttempt: r.logAttempt(ctx)}
+	cfg := apply.Config{QPS: c.QPS, Workers: c.Workers, MaxAttempts: c.MaxAttempts, BreakerRows: c.BreakerRows,
+		LimitFailures: limit, MaxFailures: maxFail, OnSend: r.onSend, OnAttempt: r.logAttempt(ctx)}
 	if c.Deadline > 0 {
 		cfg.Deadline = c.Started.Add(c.Deadline) // the budget includes reading the plan
 	}
+	workers := min(c.Workers, max(1, len(todo)))
 	clients, err := cas.NewClients(cas.Config{Endpoint: c.Endpoint, Region: c.Region, Timeout: c.Timeout, Credentials: creds,
-		UserAgent: c.UserAgent}, min(c.Workers, max(1, len(todo))))
+		UserAgent: c.UserAgent}, workers)
 	if err != nil {
 		return nil, err
 	}
-	assigners := make([]apply.Assigner, len(clients))
-	for i, cl := range clients {
-		assigners[i] = cl
+	// Made up front (half a KiB each, sharing one connection pool) and
+	// handed out as the runner's pool grows.
+	var handed sync.Mutex
+	newAssigner := func() (apply.Assigner, error) {
+		handed.Lock()
+		defer handed.Unlock()
+		if len(clients) == 0 {
+			return nil, errors.New("more calls in flight than --workers")
+		}
+		cl := clients[len(clients)-1]
+		clients = clients[:len(clients)-1]
+		return cl, nil
 	}
 
 	r.log.Info("applying", "plan", c.PlanPath, "rows", len(todo), "endpoint", c.Endpoint.String(), "region", c.Region,
-		"credentials", creds.Source, "access_key_id", creds.AccessKeyID, "qps", c.QPS, "workers", len(clients))
+		"credentials", creds.Source, "access_key_id", creds.AccessKeyID, "qps", c.QPS, "workers", workers)
 	prog := c.Progress
 	if prog == nil {
 		prog = noProgress{}
 	}
 	prog.Start(len(todo))
-	stats := apply.Run(ctx, todo, assigners, cfg, func(out apply.Outcome) error {
+	stats := apply.Run(ctx, todo, newAssigner, cfg, func(out apply.Outcome) error {
 		prog.Add(out)
 		return r.outcome(out)
 	})
 	prog.Finish()
 
-	sum := newSummary(ctx, c, stats, len(rows), r.skipped, r.unchanged)
+	if !limit {
+		maxFail = -1
+	}
+	sum := newSummary(c, stats, len(rows), r.skipped, r.unchanged, maxFail)
 	if sum.Stopped == "interrupted" && stats.Requests == 0 {
 		// Nothing left: the files are as they were before the run.
 		sum.Untouched = true

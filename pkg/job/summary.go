@@ -1,7 +1,6 @@
 package job
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,15 +58,26 @@ type Summary struct {
 	Succeeded    int     `json:"succeeded"`
 	Failed       int     `json:"failed"`
 	NotAttempted int     `json:"not_attempted"`
+	CutShort     int     `json:"cut_short"` // rows the stop kept from finishing
 	Requests     int     `json:"requests"`
 	Retries      int     `json:"retries"`
 	Throttled    int     `json:"throttled"`
 	LostAnswers  int     `json:"lost_answers"`
 	ElapsedSec   float64 `json:"elapsed_seconds"`
 	RequestRate  float64 `json:"requests_per_second"`
-	RowRate      float64 `json:"rows_per_second"`
-	QPS          float64 `json:"qps"`
-	MinRate      float64 `json:"lowest_rate_per_second"`
+	// Goodput is rows succeeded per second between the first success and
+	// the last; RowRate over the whole run, start-up and tail included.
+	Goodput float64 `json:"goodput_rows_per_second"`
+	RowRate float64 `json:"rows_per_second"`
+	// Guard is the margin the pacer learned for the one-second window
+	// (see pkg/apply), at the end and at its widest; PoolLimit the most
+	// calls in flight the pool allowed, MaxInFlight the most there were.
+	Guard       float64 `json:"guard_seconds"`
+	WidestGuard float64 `json:"widest_guard_seconds"`
+	PoolLimit   int     `json:"pool_limit"`
+	MaxInFlight int     `json:"max_in_flight"`
+	QPS         float64 `json:"qps"`
+	MinRate     float64 `json:"lowest_rate_per_second"`
 	// Latencies in seconds, as every duration a machine reads here.
 	LatencyP50 float64 `json:"latency_p50_seconds"`
 	LatencyP95 float64 `json:"latency_p95_seconds"`
@@ -98,42 +108,46 @@ func (s *Summary) recordErrors(errs ...error) {
 	}
 }
 
-func newSummary(ctx context.Context, c *Config, st apply.Stats, planRows, skipped, unchanged int) *Summary {
+func newSummary(c *Config, st apply.Stats, planRows, skipped, unchanged, maxFailures int) *Summary {
 	s := &Summary{
 		Plan: c.PlanPath, Report: c.ReportPath, Failures: c.FailuresPath, Endpoint: c.Endpoint.String(), Region: c.Region,
 		PlanRows: planRows, Skipped: skipped, Unchanged: unchanged,
-		Rows: st.Rows, Succeeded: st.Succeeded, Failed: st.Failed, NotAttempted: st.NotAttempted,
+		Rows: st.Rows, Succeeded: st.Succeeded, Failed: st.Failed, NotAttempted: st.NotAttempted, CutShort: st.CutShort,
 		Requests: st.Requests, Retries: st.Retries, Throttled: st.Throttled, LostAnswers: st.LostAnswers,
 		ElapsedSec:  st.End.Sub(st.Start).Seconds(),
 		RequestRate: st.RequestRate(),
+		Goodput:     st.Goodput(),
+		RowRate:     st.RunGoodput(),
 		QPS:         c.QPS,
 		MinRate:     st.MinRate,
-		LatencyP50:  st.LatencyP50.Seconds(), LatencyP95: st.LatencyP95.Seconds(), LatencyMax: st.LatencyMax.Seconds(),
+		Guard:       st.Guard.Seconds(), WidestGuard: st.GuardMax.Seconds(),
+		PoolLimit: st.Workers, MaxInFlight: st.MaxInFlight,
+		LatencyP50: st.LatencyP50.Seconds(), LatencyP95: st.LatencyP95.Seconds(), LatencyMax: st.LatencyMax.Seconds(),
 		StartedAt: st.Start.UTC().Format(time.RFC3339), FinishedAt: st.End.UTC().Format(time.RFC3339),
 		end: st.End,
 	}
-	if s.ElapsedSec > 0 {
-		s.RowRate = float64(st.Succeeded) / s.ElapsedSec
-	}
+	// st.Stop is nil when the stop cut no row short: a signal, a deadline
+	// or a limit that came after every row had finished cost nothing, and
+	// the run exits as if it had not come.
 	var sig Interrupted
 	s.ExitCode = ExitOK
 	switch {
-	case errors.As(context.Cause(ctx), &sig) && (st.NotAttempted > 0 || st.Failed > 0):
-		// A signal that came after every row had succeeded cost nothing:
-		// the run exits as if it had not come.
+	case errors.As(st.Stop, &sig):
 		s.Stopped, s.StopReason, s.ExitCode = "interrupted", sig.Error(), sig.ExitCode()
 	case errors.Is(st.Stop, apply.ErrFatal):
 		s.Stopped, s.ExitCode = "fatal", ExitFatal
 		if st.Fatal != nil {
 			s.StopReason = st.Fatal.Error()
 		}
-	case errors.Is(st.Stop, apply.ErrMaxFailures):
+	case errors.Is(st.Stop, apply.ErrMaxFailures) || maxFailures >= 0 && s.Failed > maxFailures:
+		// The limit is what the operator asked to hear about, even when
+		// the row that crossed it was the last.
 		s.Stopped, s.ExitCode = "max-failures", ExitFatal
 		s.StopReason = fmt.Sprintf("more than --max-failures %s rows failed", c.MaxFailures)
 	case errors.Is(st.Stop, apply.ErrDeadline):
 		s.Stopped, s.ExitCode = "deadline", ExitPartial
 		s.StopReason = fmt.Sprintf("--deadline %s reached", c.Deadline)
-	case st.Stop != nil && !errors.As(st.Stop, &sig):
+	case st.Stop != nil:
 		s.Stopped, s.StopReason, s.ExitCode = "interrupted", st.Stop.Error(), ExitInterrupted
 	case s.Failed > 0 || s.NotAttempted > 0:
 		s.ExitCode = ExitPartial
