@@ -13,7 +13,7 @@ import (
 // MaxQPS is the highest rate a Pacer paces at; NewPacer treats more as
 // MaxQPS. The pacer keeps one stamp per send of a window, so this bounds
 // its memory; it is a hundred times the service's documented limit.
-const MaxQPS = 1000
+const MaxQPS = 10000
 
 // The guard widens the sliding window beyond one second to absorb arrival
 // jitter (see the package doc for the model and the arithmetic).

@@ -231,8 +231,8 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 
 // selectRows decides each row's disposition and returns the rows to send.
 func (r *run) selectRows(rows []plan.Row) []plan.Row {
-	var todo []plan.Row
-	for p, row := range rows {
+	send := 0
+	for p := range rows {
 		s := &r.led.slots[p]
 		switch {
 		case r.c.Resume && r.led.done(p):
@@ -242,7 +242,18 @@ func (r *run) selectRows(rows []plan.Row) []plan.Row {
 			s.setDo(doUnchanged)
 			r.unchanged++
 		default:
-			todo = append(todo, row)
+			send++
+		}
+	}
+	// The rows to send, in plan order: the plan's own slice when that is
+	// all of it, so a big first run holds its rows once.
+	todo := rows
+	if send < len(rows) {
+		todo = make([]plan.Row, 0, send)
+		for p, row := range rows {
+			if r.led.slots[p].do() == doSend {
+				todo = append(todo, row)
+			}
 		}
 	}
 	if r.c.Resume {
