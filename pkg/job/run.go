@@ -122,6 +122,9 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		return r.outcome(out)
 	})
 	prog.Finish()
+	if stats.Fatal != nil {
+		r.logAccessDenied(stats.Fatal)
+	}
 
 	sum := newSummary(ctx, c, stats, len(rows), r.skipped, r.unchanged)
 	if sum.Stopped == "interrupted" && stats.Requests == 0 {
