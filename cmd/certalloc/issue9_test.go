@@ -75,6 +75,33 @@ func TestIssue9RunWideGatewayErrors(t *testing.T) {
 	}
 }
 
+// An endpoint that serves another region than the request names answers
+// InvalidRegion.NotFound, as the gateway does: the same run-wide stop. The
+// same endpoint with the right region serves the plan.
+func TestIssue9RegionMismatch(t *testing.T) {
+	emu, url := startEmulator(t, casemu.Config{Region: "eu-central-1"})
+	dir := t.TempDir()
+	plan, _ := writePlan(t, dir, 500)
+	p := certalloc(t, []string{"ALIBABA_CLOUD_REGION_ID=cn-shanghai"}, "apply", "--endpoint", url, plan)
+	if code := p.wait(t); code != cli.ExitFatal {
+		t.Fatalf("exit %d; want %d\n%s\n%s", code, cli.ExitFatal, p.stdout.String(), p.stderr.String())
+	}
+	sent := emu.Stats().Requests
+	t.Logf("region cn-shanghai against an eu-central-1 endpoint: exit 1 after %d requests", sent)
+	if sent > 60 || !strings.Contains(p.stdout.String(), "stopped:     fatal: InvalidRegion.NotFound (HTTP 404)") {
+		t.Errorf("%d requests; summary:\n%s", sent, p.stdout.String())
+	}
+	if got, want := readFile(t, filepath.Join(dir, "plan.failures.csv")), readFile(t, plan); got != want {
+		t.Errorf("the failures file is not the whole plan")
+	}
+
+	small := writePlanFrom(t, filepath.Join(dir, "small.csv"), 5000, 5)
+	p = certalloc(t, nil, "apply", "--endpoint", url, "--region", "eu-central-1", small)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("right region: exit %d\n%s\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+}
+
 // A code nobody listed, answered to every row, trips the breaker: the
 // first rows all failed alike and none succeeded, so the run stops and
 // names the code.
