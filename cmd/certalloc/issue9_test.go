@@ -65,7 +65,7 @@ func TestIssue9RunWideGatewayErrors(t *testing.T) {
 			if want := fmt.Sprintf("stopped:     fatal: %s (HTTP %d)", tt.code, tt.status); !strings.Contains(p.stdout.String(), want) {
 				t.Errorf("summary does not say %q:\n%s", want, p.stdout.String())
 			}
-			if got, want := readFile(t, filepath.Join(dir, "plan.failures.csv")), readFile(t, plan); got != want {
+			if got, want := fileString(t, filepath.Join(dir, "plan.failures.csv")), fileString(t, plan); got != want {
 				t.Errorf("the failures file is not the whole plan: %d lines; want %d", strings.Count(got, "\n"), strings.Count(want, "\n"))
 			}
 			if rows := readReport(t, filepath.Join(dir, "plan.report.csv")); len(rows) != 500 {
@@ -91,7 +91,7 @@ func TestIssue9RegionMismatch(t *testing.T) {
 	if sent > 60 || !strings.Contains(p.stdout.String(), "stopped:     fatal: InvalidRegion.NotFound (HTTP 404)") {
 		t.Errorf("%d requests; summary:\n%s", sent, p.stdout.String())
 	}
-	if got, want := readFile(t, filepath.Join(dir, "plan.failures.csv")), readFile(t, plan); got != want {
+	if got, want := fileString(t, filepath.Join(dir, "plan.failures.csv")), fileString(t, plan); got != want {
 		t.Errorf("the failures file is not the whole plan")
 	}
 
@@ -125,7 +125,7 @@ func TestIssue9BreakerUnlistedCode(t *testing.T) {
 	if !strings.Contains(p.stdout.String(), "Some.NewCode") {
 		t.Errorf("the summary does not name the code:\n%s", p.stdout.String())
 	}
-	if got, want := readFile(t, filepath.Join(dir, "plan.failures.csv")), readFile(t, plan); got != want {
+	if got, want := fileString(t, filepath.Join(dir, "plan.failures.csv")), fileString(t, plan); got != want {
 		t.Errorf("the failures file is not the whole plan")
 	}
 }
@@ -173,7 +173,7 @@ func TestIssue9ThrottleShapes(t *testing.T) {
 					t.Errorf("shape %s never answered (answers %v): the test did not exercise it", shape, st.ByCode)
 				}
 			}
-			got := summaryField(t, summary, "throttled")
+			got := summaryNumber(t, summary, "throttled")
 			t.Logf("%d rows, %d requests, %d throttled (%.1f%%), %d by the limit itself; summary throttled %v; answers %v",
 				tt.rows, st.Requests, throttles, 100*float64(throttles)/float64(st.Requests), st.Limited, got, st.ByCode)
 			if got != float64(throttles) {
@@ -199,7 +199,7 @@ func TestIssue9ThrottleShapes(t *testing.T) {
 // failures file, which re-applies exactly what failed.
 func TestIssue9CaIdentifier(t *testing.T) {
 	dir := t.TempDir()
-	src := readFile(t, filepath.Join("..", "..", "testdata", "plans", "ca-identifier.csv"))
+	src := fileString(t, filepath.Join("..", "..", "testdata", "plans", "ca-identifier.csv"))
 	plan := filepath.Join(dir, "plan.csv")
 	if err := os.WriteFile(plan, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func TestIssue9CaIdentifier(t *testing.T) {
 		ca    string
 	}
 	want := map[int64]row{}
-	recs := readCSV(t, plan)
+	recs := csvRecords(t, plan)
 	for _, r := range recs[1:] {
 		var id int64
 		var n int32
@@ -238,7 +238,7 @@ func TestIssue9CaIdentifier(t *testing.T) {
 	failures := filepath.Join(dir, "plan.failures.csv")
 	wantFailures := "Id,CertTotalCount,CaIdentifier\n" +
 		fmt.Sprintf("33285,5,%s\n33286,10,\n", want[33285].ca)
-	if got := readFile(t, failures); got != wantFailures {
+	if got := fileString(t, failures); got != wantFailures {
 		t.Errorf("failures file:\n%s\nwant:\n%s", got, wantFailures)
 	}
 
@@ -266,7 +266,7 @@ func TestIssue9CaIdentifier(t *testing.T) {
 // second, so a throttle here can only come from the shared window.
 func TestIssue9TwoKeysOneAccount(t *testing.T) {
 	const keyA, keyB, secretB = "LTAI5tAccountKeyA0000000", "LTAI5tAccountKeyB0000000", "second-key-secret"
-	rec := &arrivals{}
+	rec := &arrivalLog{}
 	emu := casemu.New(casemu.Config{Keys: map[string]casemu.Key{
 		keyA: {Secret: cli.EmulatorSecret, Account: "1234567890"},
 		keyB: {Secret: secretB, Account: "1234567890"},
@@ -299,7 +299,7 @@ func TestIssue9TwoKeysOneAccount(t *testing.T) {
 	if st.Limited == 0 {
 		t.Errorf("no throttling: the two keys did not share one limit")
 	}
-	throttled := summaryField(t, filepath.Join(dirs[0], "s.json"), "throttled") + summaryField(t, filepath.Join(dirs[1], "s.json"), "throttled")
+	throttled := summaryNumber(t, filepath.Join(dirs[0], "s.json"), "throttled") + summaryNumber(t, filepath.Join(dirs[1], "s.json"), "throttled")
 	if int(throttled) != st.Limited {
 		t.Errorf("the runs counted %v throttled; the emulator's limit answered %d", throttled, st.Limited)
 	}
@@ -410,7 +410,7 @@ func TestIssue9RAMDiagnostics(t *testing.T) {
 	if !strings.Contains(errOut, "aliyun ram DecodeDiagnosticMessage --EncodedDiagnosticMessage "+encoded) {
 		t.Errorf("stderr does not say how to decode the diagnostic:\n%s", errOut)
 	}
-	if strings.Contains(out, encoded) || strings.Contains(readFile(t, filepath.Join(dir, "plan.report.csv")), encoded) {
+	if strings.Contains(out, encoded) || strings.Contains(fileString(t, filepath.Join(dir, "plan.report.csv")), encoded) {
 		t.Errorf("the encoded diagnostic belongs on stderr only")
 	}
 	if emu.Stats().Applied != 0 || !strings.Contains(out, "not attempted (of 50)") {
@@ -418,18 +418,18 @@ func TestIssue9RAMDiagnostics(t *testing.T) {
 	}
 }
 
-// arrivals records when requests reached the emulator and whether they
+// arrivalLog records when requests reached the emulator and whether they
 // were admitted (answered 200).
-type arrivals struct {
+type arrivalLog struct {
 	mu sync.Mutex
 	at []time.Time
 	ok []bool
 }
 
-func (a *arrivals) wrap(h http.Handler) http.Handler {
+func (a *arrivalLog) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(sw, r)
 		a.mu.Lock()
 		a.at = append(a.at, now)
@@ -441,7 +441,7 @@ func (a *arrivals) wrap(h http.Handler) http.Handler {
 // maxPerSecond returns the most arrivals, and the most admitted ones, in
 // any window (t-1s, t]. The stamps are taken a little before the
 // emulator's own, so they can differ from its count by one at an edge.
-func (a *arrivals) maxPerSecond() (all, admitted int) {
+func (a *arrivalLog) maxPerSecond() (all, admitted int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var at, ok []time.Time
@@ -451,11 +451,11 @@ func (a *arrivals) maxPerSecond() (all, admitted int) {
 			ok = append(ok, t)
 		}
 	}
-	return maxInWindow(at, time.Second), maxInWindow(ok, time.Second)
+	return mostInWindow(at, time.Second), mostInWindow(ok, time.Second)
 }
 
 // perSecond counts arrivals in each whole second from the first.
-func (a *arrivals) perSecond() []int {
+func (a *arrivalLog) perSecond() []int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.at) == 0 {
@@ -473,7 +473,7 @@ func (a *arrivals) perSecond() []int {
 	return n
 }
 
-func maxInWindow(ts []time.Time, w time.Duration) int {
+func mostInWindow(ts []time.Time, w time.Duration) int {
 	ts = slices.Clone(ts)
 	slices.SortFunc(ts, func(x, y time.Time) int { return x.Compare(y) })
 	best, lo := 0, 0
@@ -486,17 +486,17 @@ func maxInWindow(ts []time.Time, w time.Duration) int {
 	return best
 }
 
-type statusWriter struct {
+type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
 
-func (w *statusWriter) WriteHeader(code int) {
+func (w *statusRecorder) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // connectRecorder is an HTTPS proxy that records each CONNECT target and
 // refuses the tunnel: nothing leaves the machine.
@@ -543,7 +543,7 @@ func writePlanFrom(t *testing.T, path string, first int64, n int) string {
 	return path
 }
 
-func readFile(t *testing.T, path string) string {
+func fileString(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -552,9 +552,9 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-func readCSV(t *testing.T, path string) [][]string {
+func csvRecords(t *testing.T, path string) [][]string {
 	t.Helper()
-	recs, err := csv.NewReader(bytes.NewReader([]byte(readFile(t, path)))).ReadAll()
+	recs, err := csv.NewReader(bytes.NewReader([]byte(fileString(t, path)))).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,19 +562,19 @@ func readCSV(t *testing.T, path string) [][]string {
 }
 
 // summaryField reads a number from a JSON summary.
-func summaryField(t *testing.T, path, key string) float64 {
+func summaryNumber(t *testing.T, path, key string) float64 {
 	t.Helper()
-	v, ok := summaryJSON(t, path)[key].(float64)
+	v, ok := summaryMap(t, path)[key].(float64)
 	if !ok {
 		t.Fatalf("%s: no number %q", path, key)
 	}
 	return v
 }
 
-func summaryJSON(t *testing.T, path string) map[string]any {
+func summaryMap(t *testing.T, path string) map[string]any {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal([]byte(readFile(t, path)), &m); err != nil {
+	if err := json.Unmarshal([]byte(fileString(t, path)), &m); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return m
@@ -582,6 +582,6 @@ func summaryJSON(t *testing.T, path string) map[string]any {
 
 func summaryString(t *testing.T, path, key string) string {
 	t.Helper()
-	s, _ := summaryJSON(t, path)[key].(string)
+	s, _ := summaryMap(t, path)[key].(string)
 	return s
 }
