@@ -56,6 +56,7 @@ const (
 	CodeResponseTooLarge  = "ResponseTooLarge"  // an answer body past MaxResponseBytes
 	CodeRedirected        = "Redirected"        // a 3xx answer; never followed
 	CodeBadProxy          = "BadProxy"          // a proxy environment variable no request can get past
+	CodeProxyRefused      = "ProxyRefused"      // the proxy refused the tunnel to the endpoint; nothing was sent
 	CodeCredentials       = "CredentialsUnavailable"
 	CodeClient            = "ClientError" // the SDK could not build or sign the request
 )
@@ -281,6 +282,7 @@ func classify(err error) *Error {
 		re   *redirectError
 		tl   *tooLargeError
 		pe   *proxyError
+		pre  *proxyRefusedError
 		cre  *credentialsError
 		cle  *sdkerrors.ClientError
 		ue   *url.Error
@@ -298,6 +300,8 @@ func classify(err error) *Error {
 		return unreadable(CodeResponseTooLarge, fmt.Sprintf("the answer's body is larger than %d bytes", MaxResponseBytes), tl.status, tl.header)
 	case errors.As(err, &pe):
 		return pe.classified()
+	case errors.As(err, &pre):
+		return pre.classified()
 	case errors.As(err, &cre):
 		return &Error{Class: Retryable, Code: CodeCredentials, Message: "the credentials provider (" + cre.provider + ") gave no credentials; nothing was sent"}
 	case errors.As(err, &ue) && ue.Op == "parse":
@@ -327,7 +331,18 @@ func classifyTransport(err error) *Error {
 		recErr  tls.RecordHeaderError
 		certErr *tls.CertificateVerificationError
 		netErr  net.Error
+		opErr   *net.OpError
 	)
+	// net/http marks a failure to reach the proxy itself: the messages
+	// must not blame the endpoint, which was never contacted.
+	if errors.As(err, &opErr) && opErr.Op == "proxyconnect" {
+		switch {
+		case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+			return &Error{Class: Fatal, Code: CodeEndpointNotFound, Message: "the proxy host " + strconv.Quote(dnsErr.Name) + " (HTTPS_PROXY or HTTP_PROXY) does not resolve"}
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return &Error{Class: Retryable, Code: CodeConnectionRefused, Message: "connection refused by the proxy (HTTPS_PROXY or HTTP_PROXY); nothing was sent"}
+		}
+	}
 	switch {
 	case errors.As(err, &certErr), errors.As(err, &uaErr), errors.As(err, &hostErr), errors.As(err, &invErr):
 		return &Error{Class: Fatal, Code: CodeTLS, Message: "the endpoint's certificate could not be verified"}

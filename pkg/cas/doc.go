@@ -47,7 +47,10 @@
 // false. The SDK parses HTTP(S)_PROXY with url.Parse and compiles each
 // NO_PROXY entry as a regular expression on every call, loopback endpoints
 // included, so one malformed variable fails every row: NewClients checks
-// them first and reports the variable by name, never its value.
+// them first and reports the variable by name, never its value. A proxy
+// that refuses the tunnel is named as the cause (ProxyRefused), never the
+// endpoint: run-fatal when the refusal would repeat for every row (403,
+// 407), retried otherwise.
 //
 // # Endpoints
 //

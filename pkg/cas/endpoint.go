@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -126,6 +127,13 @@ func ParseEndpoint(s string, allowInsecure bool) (ep Endpoint, warn string, err 
 	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return Endpoint{}, "", fmt.Errorf("endpoint %q: want scheme://host[:port] and nothing else", shown)
 	}
+	if p := u.Port(); p != "" {
+		// url.Parse takes any digits; the dialer would refuse the port on
+		// every call, each a retried "network error".
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return Endpoint{}, "", fmt.Errorf("endpoint %q: port %s is not from 1 to 65535", shown, p)
+		}
+	}
 	ep = Endpoint{Scheme: strings.ToLower(u.Scheme), Host: u.Host, Loopback: isLoopback(u.Hostname())}
 	switch ep.Scheme {
 	case "https":
@@ -143,21 +151,26 @@ func ParseEndpoint(s string, allowInsecure bool) (ep Endpoint, warn string, err 
 }
 
 // RedactEndpoint hides the userinfo of an endpoint URL ("https://u:p@h"
-// becomes "https://***@h"), for any message that quotes what the operator
-// typed. It works on text that does not parse as a URL too.
+// becomes "https://***@h"), and its query and fragment, which is where a
+// token would sit otherwise ("https://h/?token=x" becomes "https://h/?***"),
+// for any message that quotes what the operator typed. It works on text
+// that does not parse as a URL too.
 func RedactEndpoint(s string) string {
 	prefix, rest := "", s
 	if i := strings.Index(s, "://"); i >= 0 {
 		prefix, rest = s[:i+3], s[i+3:]
 	}
-	authority := rest
+	authority, tail := rest, ""
 	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
-		authority = rest[:j]
+		authority, tail = rest[:j], rest[j:]
 	}
 	if k := strings.LastIndex(authority, "@"); k >= 0 {
-		rest = "***" + rest[k:]
+		authority = "***" + authority[k:]
 	}
-	return prefix + rest
+	if j := strings.IndexAny(tail, "?#"); j >= 0 {
+		tail = tail[:j+1] + "***"
+	}
+	return prefix + authority + tail
 }
 
 func isLoopback(host string) bool {

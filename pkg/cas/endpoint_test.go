@@ -85,6 +85,12 @@ func TestParseEndpoint(t *testing.T) {
 		{"ftp://x", false, "", false, false, true},
 		{"https://x/path", false, "", false, false, true},
 		{"https://user:pw@x", false, "", false, false, true},
+		{"https://x:443", false, "https://x:443", false, false, false},
+		{"https://x:65535", false, "https://x:65535", false, false, false},
+		{"https://x:65536", false, "", false, false, true},
+		{"https://x:99999", false, "", false, false, true},
+		{"https://x:0", false, "", false, false, true},
+		{"http://127.0.0.1:000080", false, "http://127.0.0.1:000080", true, false, false},
 	}
 	for _, tt := range tests {
 		ep, warn, err := ParseEndpoint(tt.in, tt.insecure)
@@ -105,6 +111,7 @@ func TestEndpointCredentialsNeverEchoed(t *testing.T) {
 		"https://LTAIuser:s3cret%zzPass@cas.aliyuncs.com",   // bad escape in the userinfo
 		"https://LTAIuser:s3cretPass@cas.aliyuncs.com:port", // bad port
 		"LTAIuser:s3cretPass@cas.aliyuncs.com",
+		"https://LTAIuser:s3cretPass@cas.aliyuncs.com:99999", // port out of range
 	} {
 		_, _, err := ParseEndpoint(in, true)
 		if err == nil {
@@ -122,14 +129,36 @@ func TestEndpointCredentialsNeverEchoed(t *testing.T) {
 
 func TestRedactEndpoint(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://u:p@h.example:443/x?y": "https://***@h.example:443/x?y",
-		"u:p@h":                         "***@h",
-		"https://h.example/a@b":         "https://h.example/a@b",
-		"https://a@b@h":                 "https://***@h",
-		"https://h.example":             "https://h.example",
+		"https://u:p@h.example:443/x?y":   "https://***@h.example:443/x?***",
+		"https://h.example/?token=s3cret": "https://h.example/?***",
+		"https://h.example#s3cret":        "https://h.example#***",
+		"https://h.example/p?a#b":         "https://h.example/p?***",
+		"h.example?x=@y":                  "h.example?***",
+		"u:p@h":                           "***@h",
+		"https://h.example/a@b":           "https://h.example/a@b",
+		"https://a@b@h":                   "https://***@h",
+		"https://h.example":               "https://h.example",
 	} {
 		if got := RedactEndpoint(in); got != want {
 			t.Errorf("RedactEndpoint(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// A token in the query or fragment of --endpoint is refused without being
+// echoed: --endpoint takes scheme://host[:port] only.
+func TestEndpointQueryNeverEchoed(t *testing.T) {
+	for _, in := range []string{
+		"https://cas.aliyuncs.com/?AccessKeySecret=s3cretPass",
+		"https://cas.aliyuncs.com?SecurityToken=s3cretPass",
+		"https://cas.aliyuncs.com#s3cretPass",
+		"https://cas.aliyuncs.com/?x=%zz&t=s3cretPass", // does not parse
+	} {
+		_, _, err := ParseEndpoint(in, false)
+		if err == nil {
+			t.Errorf("ParseEndpoint(%q) accepted a query or fragment", in)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("ParseEndpoint(%q) = %v; the error quotes the query", in, err)
 		}
 	}
 }

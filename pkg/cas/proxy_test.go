@@ -2,8 +2,10 @@ package cas
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -35,6 +37,12 @@ func inChild(t *testing.T) bool {
 // refuses them: nothing leaves the machine.
 func recordingProxy(t *testing.T) (addr string, targets <-chan string) {
 	t.Helper()
+	return refusingProxy(t, http.StatusForbidden)
+}
+
+// refusingProxy is recordingProxy refusing with the given status.
+func refusingProxy(t *testing.T, status int) (addr string, targets <-chan string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +63,7 @@ func recordingProxy(t *testing.T) (addr string, targets <-chan string) {
 					return
 				}
 				ch <- req.Method + " " + req.Host
-				c.Write([]byte("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+				fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status, http.StatusText(status))
 			}()
 		}
 	}()
@@ -101,6 +109,8 @@ func TestEndpointOnTheWire(t *testing.T) {
 		_, e := cs[0].Assign(Request{ID: 1, CertTotalCount: 1}, func() { calls++ })
 		if e == nil || e.MaybeApplied || calls != 0 {
 			t.Errorf("region %s: Assign = %v, onWire called %d times; want a failure that sent nothing", tt.region, e, calls)
+		} else if e.Code != CodeProxyRefused || e.Class != Fatal {
+			t.Errorf("region %s: Assign = %v (%v); want a run-fatal %s", tt.region, e, e.Class, CodeProxyRefused)
 		}
 		select {
 		case got := <-targets:
@@ -134,5 +144,56 @@ func TestUnusableHTTPSProxy(t *testing.T) {
 	}
 	if !strings.Contains(e.Message, "HTTPS_PROXY") || strings.Contains(e.Message, "pa55") || strings.Contains(e.Message, "proxy.example") {
 		t.Errorf("Message = %q; want it to name HTTPS_PROXY and not its value", e.Message)
+	}
+}
+
+// A proxy that refuses the tunnel, or cannot be reached, is named as the
+// cause: the endpoint was never contacted, and nothing was sent. A refusal
+// that will repeat for every row stops the run.
+func TestProxyRefusals(t *testing.T) {
+	if !inChild(t) {
+		return
+	}
+	t.Setenv("https_proxy", "")
+	t.Setenv("NO_PROXY", "")
+	t.Setenv("no_proxy", "")
+	creds, err := StaticCredentials("AKID", "sekret", "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _, _ := ResolveEndpoint("", "eu-central-1", false, false)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	for _, tt := range []struct {
+		status int // 0: nothing listens at the proxy's address
+		code   string
+		class  Class
+		says   string
+	}{
+		{http.StatusForbidden, CodeProxyRefused, Fatal, "refused the tunnel to cas.eu-central-1.aliyuncs.com:443 (HTTP 403)"},
+		{http.StatusProxyAuthRequired, CodeProxyRefused, Fatal, "wants credentials"},
+		{http.StatusBadGateway, CodeProxyRefused, Retryable, "(HTTP 502)"},
+		{0, CodeConnectionRefused, Retryable, "refused by the proxy"},
+	} {
+		addr := closedAddr
+		if tt.status != 0 {
+			addr, _ = refusingProxy(t, tt.status)
+		}
+		// net/http reads the variable once per process, so the
+		// transport's proxy function is pointed at each proxy directly.
+		t.Setenv("HTTPS_PROXY", "http://"+addr)
+		cs, err := NewClients(Config{Endpoint: ep, Region: "eu-central-1", Credentials: creds, Timeout: 5 * time.Second}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs[0].rt.t.Proxy = func(*http.Request) (*url.URL, error) { return url.Parse("http://" + addr) }
+		_, e := cs[0].Assign(Request{ID: 1, CertTotalCount: 1}, nil)
+		if e == nil || e.Code != tt.code || e.Class != tt.class || e.MaybeApplied || !strings.Contains(e.Message, tt.says) {
+			t.Errorf("proxy answering %d: Assign = %v (%v, maybe applied %v); want %s %v saying %q", tt.status, e, e.Class, e.MaybeApplied, tt.code, tt.class, tt.says)
+		}
 	}
 }

@@ -134,3 +134,24 @@ func ramHint(e *Error) string {
 	}
 	return clip(hint, 256)
 }
+
+// DecodeCommand returns the aliyun CLI command that decodes the
+// EncodedDiagnosticMessage into the policy that refused the call, or ""
+// when there is none. The command is meant to be pasted into a shell, and
+// the server chose its text, so a diagnostic with any character base64
+// does not use (a clipped one included) gives "" too.
+func (a *AccessDenied) DecodeCommand() string {
+	if a == nil || a.EncodedDiagnosticMessage == "" {
+		return ""
+	}
+	for _, c := range []byte(a.EncodedDiagnosticMessage) {
+		if !isAlnumByte(c) && c != '+' && c != '/' && c != '=' && c != '-' && c != '_' {
+			return ""
+		}
+	}
+	return "aliyun ram DecodeDiagnosticMessage --EncodedDiagnosticMessage " + a.EncodedDiagnosticMessage
+}
+
+func isAlnumByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}

@@ -1,7 +1,9 @@
 package cas
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -142,8 +144,40 @@ func newTransport(ep Endpoint, connectTimeout time.Duration, conns int) *http.Tr
 			}
 			return u, nil
 		}
+		// net/http reports a refused tunnel as an untyped error holding
+		// the proxy's status text; this keeps the status, typed.
+		t.OnProxyConnectResponse = func(_ context.Context, _ *url.URL, req *http.Request, resp *http.Response) error {
+			if resp.StatusCode != http.StatusOK {
+				return &proxyRefusedError{variable: name, target: req.Host, status: resp.StatusCode}
+			}
+			return nil
+		}
 	}
 	return t
+}
+
+// proxyRefusedError is a proxy's refusal of the tunnel to the endpoint: the
+// request never reached the service.
+type proxyRefusedError struct {
+	variable, target string
+	status           int
+}
+
+func (e *proxyRefusedError) Error() string { return e.classified().Message }
+
+// classified makes a refusal that will repeat for every row run-fatal: a
+// proxy that does not allow the host (403, or 405 for CONNECT itself) or
+// wants credentials (407). Any other status (502, 503, 504: the proxy
+// could not reach the endpoint) is retried.
+func (e *proxyRefusedError) classified() *Error {
+	msg := fmt.Sprintf("the proxy in %s refused the tunnel to %s (HTTP %d)", e.variable, e.target, e.status)
+	switch e.status {
+	case http.StatusProxyAuthRequired:
+		return &Error{Class: Fatal, Code: CodeProxyRefused, Message: msg + "; it wants credentials, which go in " + e.variable}
+	case http.StatusForbidden, http.StatusMethodNotAllowed, http.StatusBadRequest, http.StatusUnauthorized:
+		return &Error{Class: Fatal, Code: CodeProxyRefused, Message: msg + "; allow that host in the proxy, or list it in NO_PROXY"}
+	}
+	return &Error{Class: Retryable, Code: CodeProxyRefused, Message: msg + "; nothing was sent"}
 }
 
 // proxyError is a proxy variable no request can get past. Its text never

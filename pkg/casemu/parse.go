@@ -122,7 +122,7 @@ func (f *Faults) Set(key, value string) error {
 		}
 		x, err := strconv.ParseFloat(value, 64)
 		if err != nil || x < 0 || x > 1 {
-			return fmt.Errorf("fault %s=%s: want a fraction from 0 to 1", key, value)
+			return fmt.Errorf("fault %s=%q: want a fraction from 0 to 1", key, value)
 		}
 		*p = x
 		return nil
@@ -153,7 +153,7 @@ func (f *Faults) Set(key, value string) error {
 		f.HangFor = 0
 		if value != "" {
 			if f.HangFor, err = time.ParseDuration(value); err == nil && f.HangFor <= 0 {
-				err = errors.New("want a positive duration")
+				err = fmt.Errorf("%q: want a positive duration", value)
 			}
 		}
 	case "fail":
@@ -165,7 +165,9 @@ func (f *Faults) Set(key, value string) error {
 		return fmt.Errorf("unknown fault %q; the keys are:\n%s", key, FaultKeys)
 	}
 	if err != nil {
-		return fmt.Errorf("fault %s=%s: %w", key, value, err)
+		// Every parser's error quotes the value: quoting it again would
+		// only repeat it (and print any control character raw).
+		return fmt.Errorf("fault %s: %w", key, err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,26 @@ func TestFaultsSet(t *testing.T) {
 	for _, kv := range [][2]string{{"throttle", "1.5"}, {"drop", "x"}, {"latency", "fast"}, {"hangfor", "-1s"}, {"nope", "1"}, {"answer", "a b"}} {
 		if err := f.Set(kv[0], kv[1]); err == nil {
 			t.Errorf("Set(%s=%s) accepted", kv[0], kv[1])
+		}
+	}
+}
+
+// A bad value, control characters and all, is quoted at most once, and
+// the error stays on one line.
+func TestFaultsSetErrorsOneLine(t *testing.T) {
+	for _, kv := range [][2]string{
+		{"answer", "x\ny"}, {"latency", "1s\r\n"}, {"jitter", "\x1b[2J"}, {"drop", "2\n"},
+		{"hangfor", "-1s"}, {"hangfor", "x\ny"}, {"fail", "1;\n2"}, {"throttle-shapes", "\n"},
+	} {
+		var f Faults
+		err := f.Set(kv[0], kv[1])
+		if err == nil {
+			t.Errorf("Set(%q, %q) accepted it", kv[0], kv[1])
+			continue
+		}
+		msg := err.Error()
+		if strings.ContainsAny(msg, "\n\r\x1b") || strings.Count(msg, strconv.Quote(kv[1])) > 1 {
+			t.Errorf("Set(%q, %q) = %q; want one line quoting the value at most once", kv[0], kv[1], msg)
 		}
 	}
 }

@@ -130,6 +130,9 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		return r.outcome(out)
 	})
 	prog.Finish()
+	if stats.Fatal != nil {
+		r.logAccessDenied(stats.Fatal)
+	}
 
 	if !limit {
 		maxFail = -1
