@@ -263,7 +263,7 @@ func TestEstimate(t *testing.T) {
 		{1001, 10, 101 * time.Second}, // 100 windows of 1.01s
 		{951, 9.5, 100 * time.Second}, // the rate binds
 		{101, 0.5, 200 * time.Second},
-		{1_000_001, 1e12, 1010 * time.Second}, // paced at MaxQPS
+		{1_000_001, 1e12, 101 * time.Second}, // paced at MaxQPS (10000)
 	}
 	for _, tt := range tests {
 		if got := Estimate(tt.rows, tt.qps); got != tt.want {
