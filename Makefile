@@ -52,7 +52,7 @@ bench: build
 # The deterministic part of the bench, for CI: the pacer's rate and window,
 # and the million-row dry run.
 bench-ci: build
-	$(BIN) bench --scenario pace,dryrun
+	$(BIN) bench --scenario pace,dryrun,resume,baseline
 
 # Starts the bundled emulator on a free loopback port, applies
 # plans/example.csv to it through the real SDK over HTTP, and stops it.

@@ -1,6 +1,7 @@
 // Package bench measures certalloc against its emulator over loopback
-// HTTP, through the real SDK, each apply in its own process, and holds the
-// figures to their targets. It is what 'certalloc bench' runs.
+// HTTP, through the real SDK, each run in its own process, and holds the
+// figures to their targets. It is what 'certalloc bench' runs; its figures
+// are measured each time, never typed in.
 package bench
 
 import (
@@ -22,9 +23,6 @@ import (
 	"github.com/certalloc/certalloc/pkg/job"
 )
 
-// Scenarios are the names Run knows, in the order they run by default.
-var Scenarios = []string{"pace", "slow", "throttle", "dryrun"}
-
 // ErrMissed means at least one figure missed its target.
 var ErrMissed = errors.New("a scenario missed its target")
 
@@ -32,7 +30,7 @@ var ErrMissed = errors.New("a scenario missed its target")
 type UnknownScenarioError struct{ Name string }
 
 func (e *UnknownScenarioError) Error() string {
-	return fmt.Sprintf("unknown scenario %q (have %s)", e.Name, strings.Join(Scenarios, ", "))
+	return fmt.Sprintf("unknown scenario %q (have %s)", e.Name, strings.Join(Scenarios(), ", "))
 }
 
 // Options tune Run.
@@ -44,7 +42,6 @@ type Options struct {
 }
 
 type result struct {
-	name    string
 	figures string
 	pass    bool
 }
@@ -54,7 +51,17 @@ type result struct {
 func Run(ctx context.Context, o Options) error {
 	names := o.Scenarios
 	if len(names) == 0 {
-		names = Scenarios
+		names = Scenarios()
+	}
+	byName := map[string]scenario{}
+	for _, s := range scenarios {
+		byName[s.name] = s
+	}
+	for i, name := range names {
+		names[i] = strings.TrimSpace(name)
+		if _, ok := byName[names[i]]; !ok {
+			return &UnknownScenarioError{name}
+		}
 	}
 	dir, err := os.MkdirTemp("", "certalloc-bench")
 	if err != nil {
@@ -63,18 +70,10 @@ func Run(ctx context.Context, o Options) error {
 	defer os.RemoveAll(dir)
 
 	b := &bench{bin: o.Bin, dir: dir}
-	all := map[string]func(context.Context) (result, error){
-		"pace": b.pace, "slow": b.slow, "throttle": b.throttle, "dryrun": b.dryrun,
-	}
-	for _, name := range names {
-		if all[strings.TrimSpace(name)] == nil {
-			return &UnknownScenarioError{name}
-		}
-	}
 	failed := 0
 	fmt.Fprintf(o.Out, "certalloc bench (%s), figures measured now against the emulator on loopback\n", o.Version)
 	for _, name := range names {
-		r, err := all[strings.TrimSpace(name)](ctx)
+		r, err := byName[name].run(b, ctx)
 		if err != nil {
 			return fmt.Errorf("bench %s: %v", name, err)
 		}
@@ -83,7 +82,7 @@ func Run(ctx context.Context, o Options) error {
 			verdict = "FAIL"
 			failed++
 		}
-		fmt.Fprintf(o.Out, "%-9s %s  %s\n", r.name, verdict, r.figures)
+		fmt.Fprintf(o.Out, "%-10s %s  %s\n", name, verdict, r.figures)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d scenario(s)", ErrMissed, failed)
@@ -95,53 +94,96 @@ type bench struct {
 	bin, dir string
 }
 
-// applyRun runs one apply in its own process against a fresh emulator.
-func (b *bench) applyRun(ctx context.Context, name string, rows int, faults casemu.Faults, args ...string) (job.Summary, casemu.Stats, error) {
-	emu := casemu.New(casemu.Config{Keys: map[string]casemu.Key{casemu.DemoKeyID: {Secret: casemu.DemoSecret}}, Faults: faults})
-	srv := httptest.NewServer(emu)
-	defer srv.Close()
+// emulator starts an emulator on loopback for one scenario.
+func emulator(cfg casemu.Config) (*casemu.Server, *httptest.Server) {
+	cfg.Keys = map[string]casemu.Key{casemu.DemoKeyID: {Secret: casemu.DemoSecret}}
+	emu := casemu.New(cfg)
+	return emu, httptest.NewServer(emu)
+}
 
+// applyRun runs one apply of a rows-row plan in its own process against a
+// fresh emulator, and returns its JSON summary, what the emulator saw,
+// and the process's peak RSS in MiB (0 where it cannot be measured).
+func (b *bench) applyRun(ctx context.Context, name string, rows int, cfg casemu.Config, args ...string) (job.Summary, casemu.Stats, float64, error) {
+	emu, srv := emulator(cfg)
+	defer srv.Close()
 	planPath := filepath.Join(b.dir, name+".csv")
 	if err := WritePlan(planPath, rows); err != nil {
-		return job.Summary{}, casemu.Stats{}, err
+		return job.Summary{}, casemu.Stats{}, 0, err
 	}
+	s, rss, err := b.certalloc(ctx, name, append([]string{"apply", "--endpoint", srv.URL}, append(args, planPath)...)...)
+	return s, emu.Stats(), rss, err
+}
+
+// certalloc runs the binary with the emulator's credentials, and returns
+// the run's JSON summary and peak RSS in MiB.
+func (b *bench) certalloc(ctx context.Context, name string, args ...string) (job.Summary, float64, error) {
 	sumPath := filepath.Join(b.dir, name+".summary.json")
-	cmd := exec.CommandContext(ctx, b.bin, append([]string{"apply", "--endpoint", srv.URL, "--progress", "never",
-		"--log-level", "warn", "--summary", sumPath}, append(args, planPath)...)...)
-	cmd.Env = append(os.Environ(), "ALIBABA_CLOUD_ACCESS_KEY_ID="+casemu.DemoKeyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET="+casemu.DemoSecret,
-		"ALIBABA_CLOUD_SECURITY_TOKEN=", "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true")
+	os.Remove(sumPath)
+	args = append([]string{args[0], "--progress", "never", "--log-level", "warn", "--summary", sumPath}, args[1:]...)
+	cmd := b.command(ctx, args...)
 	var errOut strings.Builder
 	cmd.Stderr = &errOut
-	if err := cmd.Run(); err != nil {
+	rss, _, err := run(cmd)
+	if err != nil {
 		if _, ok := err.(*exec.ExitError); !ok {
-			return job.Summary{}, casemu.Stats{}, err
+			return job.Summary{}, 0, err
 		}
 	}
 	var s job.Summary
 	data, err := os.ReadFile(sumPath)
 	if err != nil {
-		return job.Summary{}, casemu.Stats{}, fmt.Errorf("no summary (%v); stderr: %s", err, errOut.String())
+		return job.Summary{}, 0, fmt.Errorf("no summary (%v); stderr: %s", err, errOut.String())
 	}
 	if err := json.Unmarshal(data, &s); err != nil {
-		return job.Summary{}, casemu.Stats{}, err
+		return job.Summary{}, 0, err
 	}
-	return s, emu.Stats(), nil
+	return s, rss, nil
+}
+
+// timed runs the binary and returns its wall time, peak RSS in MiB and
+// whether RSS could be measured.
+func (b *bench) timed(ctx context.Context, args ...string) (time.Duration, float64, bool, string, error) {
+	cmd := b.command(ctx, args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	rss, ok, err := run(cmd)
+	wall := time.Since(start)
+	if err != nil {
+		return 0, 0, false, out.String(), fmt.Errorf("%v: %s", err, out.String())
+	}
+	return wall, rss, ok, out.String(), nil
+}
+
+// command is the binary with the emulator's credentials, ready to run and
+// be measured.
+func (b *bench) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, b.bin, args...)
+	cmd.Env = append(os.Environ(), "ALIBABA_CLOUD_ACCESS_KEY_ID="+casemu.DemoKeyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET="+casemu.DemoSecret,
+		"ALIBABA_CLOUD_SECURITY_TOKEN=", "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true")
+	return cmd
 }
 
 // WritePlan writes a plan of rows rows, Ids from 100001.
 func WritePlan(path string, rows int) error {
+	return writeRows(path, "Id,CertTotalCount\n", rows, func(buf []byte, i int) []byte {
+		buf = strconv.AppendInt(buf, int64(100000+i), 10)
+		buf = append(buf, ',')
+		return strconv.AppendInt(buf, int64(i%1000), 10)
+	})
+}
+
+func writeRows(path, header string, rows int, row func([]byte, int) []byte) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString("Id,CertTotalCount\n")
+	w.WriteString(header)
 	var buf []byte
 	for i := 1; i <= rows; i++ {
-		buf = strconv.AppendInt(buf[:0], int64(100000+i), 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64(i%1000), 10)
-		buf = append(buf, '\n')
+		buf = append(row(buf[:0], i), '\n')
 		w.Write(buf)
 	}
 	if err := w.Flush(); err != nil {
@@ -149,73 +191,4 @@ func WritePlan(path string, rows int) error {
 		return err
 	}
 	return f.Close()
-}
-
-func (b *bench) pace(ctx context.Context) (result, error) {
-	s, st, err := b.applyRun(ctx, "pace", 250, casemu.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 80 * time.Millisecond}, "--qps", "10")
-	if err != nil {
-		return result{}, err
-	}
-	throttled := st.Limited
-	return result{
-		name: "pace",
-		figures: fmt.Sprintf("250 rows, 20-80ms: %.2f requests/s sent (target >= 9.8), %.2f rows/s wall, most arrivals in any 1s window %d (target <= 10), throttled %d (target 0), succeeded %d",
-			s.RequestRate, s.RowRate, st.MaxInWindow, throttled, s.Succeeded),
-		pass: s.RequestRate >= 9.8 && st.MaxInWindow <= 10 && throttled == 0 && s.Succeeded == 250,
-	}, nil
-}
-
-func (b *bench) slow(ctx context.Context) (result, error) {
-	s, st, err := b.applyRun(ctx, "slow", 300, casemu.Faults{LatencyMin: 1500 * time.Millisecond, LatencyMax: 1500 * time.Millisecond})
-	if err != nil {
-		return result{}, err
-	}
-	throttled := st.Limited
-	return result{
-		name: "slow",
-		figures: fmt.Sprintf("300 rows, 1.5s latency, default flags: %.2f requests/s sent (target >= 9.5), %.2f rows/s wall, most in flight %d, most arrivals in any 1s window %d, throttled %d, succeeded %d",
-			s.RequestRate, s.RowRate, st.MaxInFlight, st.MaxInWindow, throttled, s.Succeeded),
-		pass: s.RequestRate >= 9.5 && st.MaxInWindow <= 10 && s.Succeeded == 300,
-	}, nil
-}
-
-func (b *bench) throttle(ctx context.Context) (result, error) {
-	s, st, err := b.applyRun(ctx, "throttle", 300, casemu.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 80 * time.Millisecond, ThrottleRate: 0.05}, "--qps", "10")
-	if err != nil {
-		return result{}, err
-	}
-	return result{
-		name: "throttle",
-		figures: fmt.Sprintf("300 rows, 5%% spurious throttles: goodput %.2f rows/s (target >= 9.0), failed %d (target 0), throttled %d of %d requests (%.1f%%), lowest pace %.2f/s, %.2f requests/s sent, most arrivals in any 1s window %d",
-			s.RowRate, s.Failed+s.NotAttempted, s.Throttled, s.Requests, 100*float64(s.Throttled)/float64(max(1, s.Requests)), s.MinRate, s.RequestRate, st.MaxInWindow),
-		pass: s.RowRate >= 9.0 && s.Failed+s.NotAttempted == 0 && s.Succeeded == 300,
-	}, nil
-}
-
-func (b *bench) dryrun(ctx context.Context) (result, error) {
-	const rows = 1_000_000
-	planPath := filepath.Join(b.dir, "million.csv")
-	if err := WritePlan(planPath, rows); err != nil {
-		return result{}, err
-	}
-	cmd := exec.CommandContext(ctx, b.bin, "plan", planPath)
-	cmd.Env = append(os.Environ(), "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return result{}, fmt.Errorf("%v: %s", err, out.String())
-	}
-	wall := time.Since(start)
-	rssMiB, measured := peakRSSMiB(cmd.ProcessState)
-	valid := strings.Contains(out.String(), fmt.Sprintf("%d rows", rows))
-	rss := "peak RSS not measurable on this platform"
-	if measured {
-		rss = fmt.Sprintf("%.1f MiB peak RSS (target <= 100)", rssMiB)
-	}
-	return result{
-		name:    "dryrun",
-		figures: fmt.Sprintf("1,000,000 rows: %.2fs wall (target <= 3s), %s", wall.Seconds(), rss),
-		pass:    valid && wall <= 3*time.Second && measured && rssMiB <= 100,
-	}, nil
 }

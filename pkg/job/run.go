@@ -173,15 +173,18 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 	r.led = newLedger(rows)
 	r.led.slots = make([]slot, len(rows))
 	r.journalAt = report.JournalPath(c.ReportPath)
+	sameBase := c.BaselinePath != "" && samePath(c.BaselinePath, c.ReportPath)
 	var pr prior
 	var err error
-	if r.files[srcReport].cols, err = r.led.readFile(ctx, c.ReportPath, srcReport, &pr); err != nil {
-		return inputErrorf("%v", err)
-	}
-	if pr.torn {
-		r.log.Warn("the report's last line is torn (a crash of an earlier version); that row counts as not done", "report", c.ReportPath)
-	}
-	{
+	// --overwrite replaces the record without reading it (unless this run
+	// carries on from it after all, as its own baseline).
+	if !c.Overwrite || sameBase {
+		if r.files[srcReport].cols, err = r.led.readFile(ctx, c.ReportPath, srcReport, &pr); err != nil {
+			return inputErrorf("%v", err)
+		}
+		if pr.torn {
+			r.log.Warn("the report's last line is torn (a crash of an earlier version); that row counts as not done", "report", c.ReportPath)
+		}
 		var jp prior
 		if r.files[srcJournal].cols, err = r.led.readFile(ctx, r.journalAt, srcJournal, &jp); err != nil {
 			return inputErrorf("%v", err)
@@ -195,7 +198,6 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 			pr.foreign, pr.foreignAt = jp.foreign, jp.foreignAt
 		}
 	}
-	sameBase := c.BaselinePath != "" && samePath(c.BaselinePath, c.ReportPath)
 	switch {
 	case c.Resume && pr.foreign != 0:
 		return inputErrorf("--resume: report %s is not this plan's: it has Id %d (%s), which %s does not; give --report a new path",
