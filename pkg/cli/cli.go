@@ -197,6 +197,7 @@ func exitCode(cmd *cobra.Command, err error, stderr io.Writer) int {
 	case errors.As(err, &re):
 		code = re.Code
 	case errors.As(err, &se):
+		fmt.Fprintf(stderr, "%s: %v before anything was sent; no file was changed\n", name, se)
 		return se.ExitCode()
 	}
 	if msg := err.Error(); msg != "" {
