@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,6 +116,20 @@ func appliedCounts(emu *casemu.Server) map[int64]int {
 // plan's total.
 func checkFinalReport(t *testing.T, path string, plan []planRow, journalGone bool) {
 	t.Helper()
+	for i, r := range checkReportShape(t, path, plan) {
+		if r.Status != report.Succeeded {
+			t.Errorf("report row %d (Id %d): %s %s %s; want succeeded", i+1, r.ID, r.Status, r.ErrorCode, r.ErrorMessage)
+		}
+	}
+	if _, err := os.Stat(report.JournalPath(path)); journalGone && !os.IsNotExist(err) {
+		t.Errorf("the journal outlived a completed run: %v", err)
+	}
+}
+
+// checkReportShape checks that the report has one row per plan row, in
+// plan order, each on its plan line with the plan's total, and returns it.
+func checkReportShape(t *testing.T, path string, plan []planRow) []report.Row {
+	t.Helper()
 	rows := readReport(t, path)
 	if len(rows) != len(plan) {
 		t.Errorf("report has %d rows; want one per plan row, %d", len(rows), len(plan))
@@ -123,14 +138,46 @@ func checkFinalReport(t *testing.T, path string, plan []planRow, journalGone boo
 		if i >= len(plan) {
 			break
 		}
-		if r.ID != plan[i].ID || r.Line != i+2 || r.CertTotalCount != plan[i].Count || r.Status != report.Succeeded {
-			t.Errorf("report row %d: line %d Id %d total %d %s; want line %d Id %d total %d succeeded",
-				i+1, r.Line, r.ID, r.CertTotalCount, r.Status, i+2, plan[i].ID, plan[i].Count)
+		if r.ID != plan[i].ID || r.Line != i+2 || r.CertTotalCount != plan[i].Count {
+			t.Errorf("report row %d: line %d Id %d total %d; want line %d Id %d total %d",
+				i+1, r.Line, r.ID, r.CertTotalCount, i+2, plan[i].ID, plan[i].Count)
 		}
 	}
-	if _, err := os.Stat(report.JournalPath(path)); journalGone && !os.IsNotExist(err) {
-		t.Errorf("the journal outlived a completed run: %v", err)
+	return rows
+}
+
+// seqPlan is n rows, Ids from first, totals 1 to 9.
+func seqPlan(first int64, n int) []planRow {
+	rows := make([]planRow, n)
+	for i := range rows {
+		rows[i] = planRow{first + int64(i), int32(i%9 + 1)}
 	}
+	return rows
+}
+
+// failuresIDs returns the Ids in a failures file, or nil if there is none.
+func failuresIDs(t *testing.T, path string) []int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "Id,CertTotalCount") {
+		t.Fatalf("failures file %s: no header: %q", path, b)
+	}
+	ids := []int64{}
+	for _, l := range lines[1:] {
+		id, err := strconv.ParseInt(strings.SplitN(l, ",", 2)[0], 10, 64)
+		if err != nil {
+			t.Fatalf("failures file %s: %q", path, l)
+		}
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // nightlyPlans are three nights of one account's plan: the second changes
@@ -283,4 +330,206 @@ func TestNightlyBaselineKilled(t *testing.T) {
 		t.Errorf("no kill of %d landed mid-run; the test proves little", trials)
 	}
 	t.Logf("%d of %d kills landed mid-run", killedMidRun, trials)
+}
+
+// Ctrl-C, then --resume interrupted by a double Ctrl-C, then --resume to
+// the end: after each run that completes its record, one report row per
+// plan row; no row applied more than twice, no more twice than workers.
+func TestInterruptAndResume(t *testing.T) {
+	const workers = 6
+	emu, url := startEmulator(t, casemu.Config{RateLimit: 60,
+		Faults: casemu.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 80 * time.Millisecond}})
+	dir := t.TempDir()
+	plan := seqPlan(1001, 100)
+	planPath := filepath.Join(dir, "plan.csv")
+	writePlanRows(t, planPath, plan)
+	reportPath := filepath.Join(dir, "plan.report.csv")
+	failures := filepath.Join(dir, "plan.failures.csv")
+	args := []string{"apply", "--endpoint", url, "--qps", "50", "--workers", fmt.Sprint(workers), "--resume", planPath}
+
+	// Ctrl-C: drains, completes the report.
+	p := certalloc(t, nil, args...)
+	waitForLines(t, report.JournalPath(reportPath), 20)
+	p.cmd.Process.Signal(os.Interrupt)
+	if code := p.wait(t); code != 130 {
+		t.Fatalf("first run: exit %d; want 130\n%s", code, p.stderr.String())
+	}
+	rows := checkReportShape(t, reportPath, plan)
+	notDone := 0
+	for _, r := range rows {
+		if r.Status != report.Succeeded {
+			notDone++
+		}
+	}
+	if got := len(failuresIDs(t, failures)); notDone == 0 || got != notDone {
+		t.Errorf("after Ctrl-C: %d rows not done, %d in the failures file", notDone, got)
+	}
+	if _, err := os.Stat(report.JournalPath(reportPath)); !os.IsNotExist(err) {
+		t.Errorf("the journal outlived a drained run: %v", err)
+	}
+
+	// --resume, then Ctrl-C twice: exits at once, the journal keeps what
+	// was answered, the report is the first run's.
+	prev, _ := os.ReadFile(reportPath)
+	p = certalloc(t, nil, args...)
+	waitForLines(t, report.JournalPath(reportPath), 10)
+	p.cmd.Process.Signal(os.Interrupt)
+	p.cmd.Process.Signal(os.Interrupt)
+	if code := p.wait(t); code != 130 {
+		t.Fatalf("second run: exit %d; want 130\n%s", code, p.stderr.String())
+	}
+	waitIdle(t, emu)
+	if cur, _ := os.ReadFile(reportPath); !bytes.Equal(cur, prev) {
+		t.Errorf("a run that exited at once changed the report")
+	}
+	readRecord(t, reportPath)
+
+	// --resume to the end.
+	p = certalloc(t, nil, args...)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("last run: exit %d\n%s\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+	checkFinalReport(t, reportPath, plan, true)
+	twice := 0
+	for _, r := range plan {
+		switch a, _ := emu.State(r.ID); {
+		case a.CertTotalCount != r.Count || a.Applied < 1 || a.Applied > 2:
+			t.Errorf("Id %d: %+v; want total %d applied once or twice", r.ID, a, r.Count)
+		case a.Applied == 2:
+			twice++
+		}
+	}
+	if twice > workers {
+		t.Errorf("%d rows applied twice; at most %d (the workers) may be", twice, workers)
+	}
+	if ids := failuresIDs(t, failures); len(ids) != 0 {
+		t.Errorf("failures file lists %v after a complete run", ids)
+	}
+}
+
+// The revert case, with a real lost answer: a success at 5, then an
+// attempt at 7 that the emulator applies but whose answer never comes (a
+// hang past --timeout), then the plan back at 5. The latest record wins:
+// the row is not done, it is sent, and the service ends at 5.
+func TestRevertAfterLostAnswer(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		args []string
+	}{
+		{"resume", []string{"--resume"}},
+		{"nightly", []string{"--baseline", "R.csv"}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			emu, url := startEmulator(t, casemu.Config{})
+			dir := t.TempDir()
+			R := filepath.Join(dir, "R.csv")
+			for i, night := range []struct {
+				total int32
+				hang  bool
+				exit  int
+			}{{5, false, 0}, {7, true, 3}, {5, false, 0}} {
+				planPath := filepath.Join(dir, fmt.Sprintf("plan%d.csv", i))
+				writePlanRows(t, planPath, []planRow{{777, night.total}, {778, 1}})
+				f := casemu.Faults{}
+				if night.hang {
+					f = casemu.Faults{HangRate: 1, HangFor: 10 * time.Second}
+				}
+				emu.SetFaults(f)
+				args := append([]string{"apply", "--endpoint", url, "--report", R, "--timeout", "300ms", "--max-attempts", "1"}, mode.args...)
+				for j, a := range args {
+					if a == "R.csv" {
+						args[j] = R
+					}
+				}
+				p := certalloc(t, nil, append(args, planPath)...)
+				if code := p.wait(t); code != night.exit {
+					t.Fatalf("run %d (total %d): exit %d; want %d\n%s\n%s", i+1, night.total, code, night.exit, p.stdout.String(), p.stderr.String())
+				}
+				waitIdle(t, emu)
+				if a, _ := emu.State(777); a.CertTotalCount != night.total || a.Applied != i+1 {
+					t.Fatalf("run %d: Id 777 %+v; want total %d applied %d times", i+1, a, night.total, i+1)
+				}
+			}
+			if a, _ := emu.State(778); a.Applied != 1 {
+				t.Errorf("Id 778, unchanged and done, applied %d times", a.Applied)
+			}
+		})
+	}
+}
+
+// A stale failures file never survives a kill: once the first request of
+// a run has left, the failures path no longer holds the previous run's
+// rows (applying them would roll the service back).
+func TestStaleFailuresGoneAfterKill(t *testing.T) {
+	emu, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{FailIDs: map[int64]bool{1003: true, 1005: true}}})
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "plan.csv")
+	writePlanRows(t, planPath, seqPlan(1001, 20))
+	failures := filepath.Join(dir, "plan.failures.csv")
+	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "50", planPath)
+	if code := p.wait(t); code != 3 {
+		t.Fatalf("first run: exit %d; want 3\n%s", code, p.stderr.String())
+	}
+	if ids := failuresIDs(t, failures); !slices.Equal(ids, []int64{1003, 1005}) {
+		t.Fatalf("failures file lists %v; want 1003 and 1005", ids)
+	}
+
+	// Tomorrow's plan has other totals; the run is killed mid-way.
+	next := seqPlan(1001, 20)
+	for i := range next {
+		next[i].Count += 20
+	}
+	writePlanRows(t, planPath, next)
+	emu.SetFaults(casemu.Faults{LatencyMin: 300 * time.Millisecond, LatencyMax: 300 * time.Millisecond})
+	p = certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", "--overwrite", planPath)
+	waitForLines(t, report.JournalPath(filepath.Join(dir, "plan.report.csv")), 3)
+	p.cmd.Process.Kill()
+	p.wait(t)
+	if ids := failuresIDs(t, failures); ids != nil {
+		t.Errorf("after a kill mid-run the failures file still lists %v, the previous run's rows", ids)
+	}
+}
+
+// Deleting the report, or its journal, while a run goes lets no second run
+// in, and the first still completes its record.
+func TestLockHoldsWhenFilesAreDeleted(t *testing.T) {
+	for _, victim := range []string{"report", "journal"} {
+		t.Run(victim, func(t *testing.T) {
+			emu, url := startEmulator(t, casemu.Config{})
+			other, otherURL := startEmulator(t, casemu.Config{})
+			dir := t.TempDir()
+			R := filepath.Join(dir, "report.csv")
+			planPath := filepath.Join(dir, "plan.csv")
+			writePlanRows(t, planPath, seqPlan(1001, 10))
+			nightly := func(url string, extra ...string) []string {
+				return append(append([]string{"apply", "--endpoint", url, "--baseline", R, "--report", R}, extra...), planPath)
+			}
+			if p := certalloc(t, nil, nightly(url, "--qps", "50")...); p.wait(t) != 0 {
+				t.Fatalf("first night failed: %s", p.stderr.String())
+			}
+			plan := append(seqPlan(1001, 10), seqPlan(2001, 20)...)
+			writePlanRows(t, planPath, plan)
+			emu.SetFaults(casemu.Faults{LatencyMin: 200 * time.Millisecond, LatencyMax: 200 * time.Millisecond})
+			first := certalloc(t, nil, nightly(url, "--qps", "10")...)
+			waitForLines(t, report.JournalPath(R), 4)
+			path := map[string]string{"report": R, "journal": report.JournalPath(R)}[victim]
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			second := certalloc(t, nil, nightly(otherURL)...)
+			if code := second.wait(t); code != 4 {
+				t.Errorf("second run with the %s deleted: exit %d; want 4\n%s", victim, code, second.stderr.String())
+			}
+			if n := other.Stats().Requests; n != 0 {
+				t.Errorf("second run sent %d requests", n)
+			}
+			if code := first.wait(t); code != 0 {
+				t.Fatalf("first run: exit %d\n%s\n%s", code, first.stdout.String(), first.stderr.String())
+			}
+			checkFinalReport(t, R, plan, true)
+			if st := emu.Stats(); st.Applied != 30 {
+				t.Errorf("%d calls applied; want 10 then 20", st.Applied)
+			}
+		})
+	}
 }

@@ -135,6 +135,17 @@ func (j *Journal) write() error {
 	return nil
 }
 
+// Stat describes the journal's file, for a caller that must know it is the
+// file it read earlier.
+func (j *Journal) Stat() (os.FileInfo, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil, fmt.Errorf("journal %s: closed", j.path)
+	}
+	return j.f.Stat()
+}
+
 // ReaderAt gives access to the journal's bytes, for copying records into
 // the final report.
 func (j *Journal) ReaderAt() io.ReaderAt { return j.f }
