@@ -257,53 +257,6 @@ func TestKillAndResume(t *testing.T) {
 	t.Logf("%d trials, %d killed mid-run; twice-applied rows: at most %d in a trial (workers %d), %d in all", trials, midRun, maxTwice, workers, totalTwice)
 }
 
-// SIGTERM drains: no new request, in-flight ones finish and are reported,
-// the failures file lists the rest, exit 143.
-func TestSIGTERMDrains(t *testing.T) {
-	emu, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{LatencyMin: 400 * time.Millisecond, LatencyMax: 400 * time.Millisecond}})
-	dir := t.TempDir()
-	plan, want := writePlan(t, dir, 60)
-	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", plan)
-	waitForLines(t, filepath.Join(dir, "plan.report.csv.journal"), 4)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	start := time.Now()
-	if code := p.wait(t); code != cli.ExitTerminated {
-		t.Fatalf("exit %d; want %d\n%s", code, cli.ExitTerminated, p.stderr.String())
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("drain took %v", d)
-	}
-	if !strings.Contains(p.stdout.String(), "stopped:     interrupted: interrupted by terminated") {
-		t.Errorf("summary does not say why it stopped:\n%s", p.stdout.String())
-	}
-	rows := readReport(t, filepath.Join(dir, "plan.report.csv"))
-	if len(rows) != len(want) {
-		t.Errorf("report has %d rows; want all %d", len(rows), len(want))
-	}
-	reported := map[int64]bool{}
-	notDone := 0
-	for _, r := range rows {
-		if r.Status == report.Succeeded {
-			reported[r.ID] = true
-		} else {
-			notDone++
-		}
-	}
-	applied := emu.States()
-	for id := range applied {
-		if !reported[id] {
-			t.Errorf("Id %d was applied but the report does not say it succeeded", id)
-		}
-	}
-	if len(applied) != len(reported) || len(applied) == 0 || notDone == 0 {
-		t.Errorf("applied %d, reported succeeded %d, not done %d", len(applied), len(reported), notDone)
-	}
-	failures, _ := os.ReadFile(filepath.Join(dir, "plan.failures.csv"))
-	if got := bytes.Count(failures, []byte("\n")) - 1; got != notDone {
-		t.Errorf("failures file has %d rows; want %d", got, notDone)
-	}
-}
-
 // A second signal exits at once, and the report is still whole.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	_, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{LatencyMin: 3 * time.Second, LatencyMax: 3 * time.Second}})

@@ -49,7 +49,7 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 			_, err = led.readFile(ctx, report.JournalPath(c.BaselinePath), srcNone, &pr)
 		}
 		if err != nil {
-			return nil, inputErrorf("--baseline: %v", err)
+			return nil, readError("--baseline: ", err)
 		}
 		if !pr.exists {
 			c.Log.Info("the baseline does not exist yet or is empty: every row is new", "baseline", c.BaselinePath)
@@ -123,6 +123,16 @@ func readPlan(path string, delim rune, fn func(plan.Row) error) (plan.Stats, err
 		return st, inputErrorf("plan: %v", err)
 	}
 	return st, nil
+}
+
+// readError is an error reading an earlier record: the input's fault (exit
+// 2), unless a signal stopped the reading, which exits as the signal says.
+func readError(prefix string, err error) error {
+	var sig Interrupted
+	if errors.As(err, &sig) {
+		return err
+	}
+	return inputErrorf("%s%v", prefix, err)
 }
 
 // cause is why ctx is done, or nil.

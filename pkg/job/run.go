@@ -163,7 +163,7 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 	var pr prior
 	var err error
 	if r.files[srcReport].cols, r.prevReport, err = r.led.readOpen(ctx, c.ReportPath, srcReport, &pr); err != nil {
-		return inputErrorf("%v", err)
+		return readError("", err)
 	}
 	if pr.torn {
 		r.log.Warn("the report's last line is torn (a crash of an earlier version); that row counts as not done", "report", c.ReportPath)
@@ -171,7 +171,7 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 	{
 		var jp prior
 		if r.files[srcJournal].cols, r.leftJournal, err = r.led.readOpen(ctx, r.journalAt, srcJournal, &jp); err != nil {
-			return inputErrorf("%v", err)
+			return readError("", err)
 		}
 		if jp.torn {
 			r.log.Warn("the journal's last line was cut short by a crash; that row counts as not done", "journal", r.journalAt)
@@ -217,7 +217,7 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 		_, err = base.readFile(ctx, report.JournalPath(c.BaselinePath), srcNone, &bp)
 	}
 	if err != nil {
-		return inputErrorf("--baseline: %v", err)
+		return readError("--baseline: ", err)
 	}
 	if !bp.exists {
 		r.log.Info("the baseline does not exist yet or is empty: every row is new", "baseline", c.BaselinePath)
