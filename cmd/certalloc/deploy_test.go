@@ -132,9 +132,11 @@ func deployedCommands(t *testing.T) map[string][]string {
 // record does not have as done. The systemd unit and the CronJob write
 // nothing beside the plan, which is read-only where they run.
 func TestDeployedCommandsRunThreeNights(t *testing.T) {
+	t.Parallel()
 	plans := nightlyPlans()
 	for name, args := range deployedCommands(t) {
 		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
+			t.Parallel()
 			emu, url := startEmulator(t, casemu.Config{RateLimit: -1})
 			dir := t.TempDir()
 			state, etc := filepath.Join(dir, "state"), filepath.Join(dir, "etc")

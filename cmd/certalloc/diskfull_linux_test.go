@@ -63,6 +63,7 @@ func fillTo(t *testing.T, dir string, free int64) string {
 // space is freed the next run sends exactly what the record does not have
 // as done.
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	const workers = 4
 	state := mountTmpfs(t, 512<<10)
 	emu, url := startEmulator(t, casemu.Config{RateLimit: -1,

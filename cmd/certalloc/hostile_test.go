@@ -19,6 +19,7 @@ import (
 // bytes, never follows a redirect, never takes a broken 200 for a success,
 // and its report reads back with --resume, which finishes the job.
 func TestHostileAnswers(t *testing.T) {
+	t.Parallel()
 	const maxMessage = 512
 	// A fixed seed: the dice fall the same way each run (whichever request
 	// gets them), so every hostile answer is exercised every time.

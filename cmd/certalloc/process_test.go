@@ -191,6 +191,7 @@ func waitForLines(t *testing.T, path string, n int) {
 // CERTALLOC_KILL_TRIALS raises the number of trials (the figure is
 // 20).
 func TestKillAndResume(t *testing.T) {
+	t.Parallel()
 	const rowsN, workers = 60, 6
 	trials := killTrials(t, 5)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))

@@ -213,6 +213,7 @@ func nightlyPlans() [3][]planRow {
 // a kill, only the rows the killed run had not finished), and leaves one
 // report row per plan row.
 func TestNightlyBaselineKilled(t *testing.T) {
+	t.Parallel()
 	trials := killTrials(t, 2)
 	const workers = 6
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
@@ -337,6 +338,7 @@ func TestNightlyBaselineKilled(t *testing.T) {
 // the end: after each run that completes its record, one report row per
 // plan row; no row applied more than twice, no more twice than workers.
 func TestInterruptAndResume(t *testing.T) {
+	t.Parallel()
 	const workers = 6
 	emu, url := startEmulator(t, casemu.Config{RateLimit: 60,
 		Faults: casemu.Faults{LatencyMin: 20 * time.Millisecond, LatencyMax: 80 * time.Millisecond}})
@@ -417,6 +419,7 @@ func TestInterruptAndResume(t *testing.T) {
 // hang past --timeout), then the plan back at 5. The latest record wins:
 // the row is not done, it is sent, and the service ends at 5.
 func TestRevertAfterLostAnswer(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []struct {
 		name string
 		args []string
@@ -425,6 +428,7 @@ func TestRevertAfterLostAnswer(t *testing.T) {
 		{"nightly", []string{"--baseline", "R.csv"}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
 			emu, url := startEmulator(t, casemu.Config{})
 			dir := t.TempDir()
 			R := filepath.Join(dir, "R.csv")
@@ -466,6 +470,7 @@ func TestRevertAfterLostAnswer(t *testing.T) {
 // a run has left, the failures path no longer holds the previous run's
 // rows (applying them would roll the service back).
 func TestStaleFailuresGoneAfterKill(t *testing.T) {
+	t.Parallel()
 	emu, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{FailIDs: map[int64]bool{1003: true, 1005: true}}})
 	dir := t.TempDir()
 	planPath := filepath.Join(dir, "plan.csv")
@@ -498,8 +503,10 @@ func TestStaleFailuresGoneAfterKill(t *testing.T) {
 // Deleting the report, or its journal, while a run goes lets no second run
 // in, and the first still completes its record.
 func TestLockHoldsWhenFilesAreDeleted(t *testing.T) {
+	t.Parallel()
 	for _, victim := range []string{"report", "journal"} {
 		t.Run(victim, func(t *testing.T) {
+			t.Parallel()
 			emu, url := startEmulator(t, casemu.Config{})
 			other, otherURL := startEmulator(t, casemu.Config{})
 			dir := t.TempDir()

@@ -23,6 +23,7 @@ import (
 // reported, the failures file lists the rest, the summary and the metrics
 // are written, and the exit code is 128 + the signal.
 func TestSignalsDrain(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		sig  syscall.Signal
 		code int
@@ -32,6 +33,7 @@ func TestSignalsDrain(t *testing.T) {
 		{syscall.SIGHUP, 129, "hangup"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			emu, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{LatencyMin: 400 * time.Millisecond, LatencyMax: 400 * time.Millisecond}})
 			dir := t.TempDir()
 			plan, want := writePlan(t, dir, 60)
@@ -99,8 +101,10 @@ func checkSummaryFiles(t *testing.T, summary, metrics string, code int) {
 // run: the report, the failures file, the summary file and the metrics are
 // written, and the exit code is what the rows decide (3: two rows fail).
 func TestClosedOutputs(t *testing.T) {
+	t.Parallel()
 	for _, closed := range []string{"stdout", "stderr", "both"} {
 		t.Run(closed, func(t *testing.T) {
+			t.Parallel()
 			emu, url := startEmulator(t, casemu.Config{RateLimit: -1, Faults: casemu.Faults{FailIDs: map[int64]bool{1003: true, 1007: true}}})
 			dir := t.TempDir()
 			plan, want := writePlan(t, dir, 30)
