@@ -162,15 +162,26 @@ func (c *Config) Check() error {
 	return checkPaths(map[string]string{
 		"plan": c.PlanPath, "--report": c.ReportPath, "--failures": c.FailuresPath,
 		"--summary": c.SummaryPath, "--metrics-file": c.MetricsPath,
+		roleJournal: report.JournalPath(c.ReportPath), roleLock: report.LockPath(c.ReportPath),
 	}, c.BaselinePath)
 }
 
-// checkPaths refuses two roles on one file: a report written over its own
-// plan loses the plan.
+// The files a run keeps beside its report, which no other role may take:
+// a failures file renamed over the lock would let a second run in; one
+// written where the journal goes would stop every later run.
+const (
+	roleJournal = "the report's journal"
+	roleLock    = "the report's lock"
+)
+
+// checkPaths refuses two roles on one file (a report written over its own
+// plan loses the plan), and an output that exists but is not a regular
+// file: outputs are replaced by renaming a new file over their path, which
+// for --report /dev/null, run as root, would replace the device itself.
 func checkPaths(paths map[string]string, baseline string) error {
 	type seen struct{ role, path string }
 	var all []seen
-	for _, role := range []string{"plan", "--report", "--failures", "--summary", "--metrics-file"} {
+	for _, role := range []string{"plan", "--report", roleJournal, roleLock, "--failures", "--summary", "--metrics-file"} {
 		p := paths[role]
 		if p == "" {
 			continue
@@ -181,6 +192,12 @@ func checkPaths(paths map[string]string, baseline string) error {
 			}
 		}
 		all = append(all, seen{role, p})
+		if !strings.HasPrefix(role, "--") {
+			continue
+		}
+		if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
+			return inputErrorf("%s %s is not a regular file (%s): certalloc replaces its outputs whole, by renaming a new file over the path; give the path of a file", role, p, fileKind(fi.Mode()))
+		}
 	}
 	if baseline != "" {
 		for _, s := range all[1:] { // the baseline may well be an old report, but not an output
@@ -190,6 +207,20 @@ func checkPaths(paths map[string]string, baseline string) error {
 		}
 	}
 	return nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a plain file"
 }
 
 func samePath(a, b string) bool {

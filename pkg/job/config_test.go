@@ -1,6 +1,8 @@
 package job
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,6 +47,13 @@ func TestCheckPaths(t *testing.T) {
 		{map[string]string{"plan": p, "--report": "r.csv", "--summary": "r.csv"}, "", "--report and --summary are the same file"},
 		{map[string]string{"plan": p, "--report": "r.csv"}, "r.csv", ""},
 		{map[string]string{"plan": p, "--report": "r.csv", "--failures": "f.csv"}, "f.csv", "--baseline and --failures are the same file"},
+		{map[string]string{"plan": p, "--report": "r.csv", roleJournal: "r.csv.journal", roleLock: "r.csv.lock", "--failures": "r.csv.journal"}, "",
+			"the report's journal and --failures are the same file"},
+		{map[string]string{"plan": p, "--report": "r.csv", roleJournal: "r.csv.journal", roleLock: "r.csv.lock", "--metrics-file": "./r.csv.lock"}, "",
+			"the report's lock and --metrics-file are the same file"},
+		{map[string]string{"plan": p, "--report": "r.csv", roleJournal: "r.csv.journal", roleLock: "r.csv.lock"}, "r.csv.lock",
+			"--baseline and the report's lock are the same file"},
+		{map[string]string{"plan": p, "--report": dir}, "", "--report " + dir + " is not a regular file (a directory)"},
 	}
 	for _, tt := range tests {
 		err := checkPaths(tt.paths, tt.baseline)
@@ -54,6 +63,56 @@ func TestCheckPaths(t *testing.T) {
 		}
 		if !strings.HasPrefix(got, tt.want) || (tt.want == "") != (err == nil) {
 			t.Errorf("checkPaths(%v, %q) = %v; want %q", tt.paths, tt.baseline, err, tt.want)
+		}
+	}
+}
+
+// An output that exists and is not a regular file is refused by Check,
+// before anything is read or written: as root, renaming the new report
+// over /dev/null would replace the device.
+func TestCheckRefusesOutputsThatAreNotFiles(t *testing.T) {
+	dir := t.TempDir()
+	plan := filepath.Join(dir, "plan.csv")
+	if err := os.WriteFile(plan, []byte("Id,CertTotalCount\n1,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	outputs := map[string]string{}
+	if fi, err := os.Stat("/dev/null"); err == nil && fi.Mode()&os.ModeDevice != 0 {
+		outputs["/dev/null"] = "a device"
+	}
+	if err := mkfifo(fifo); err == nil {
+		outputs[fifo] = "a named pipe"
+	}
+	for path, kind := range outputs {
+		for _, flag := range []string{"--report", "--failures", "--summary", "--metrics-file"} {
+			c := Config{PlanPath: plan, QPS: 10, EndpointURL: "http://127.0.0.1:1"}
+			switch flag {
+			case "--report":
+				c.ReportPath = path
+			case "--failures":
+				c.FailuresPath = path
+			case "--summary":
+				c.SummaryPath = path
+			case "--metrics-file":
+				c.MetricsPath = path
+			}
+			err := c.Check()
+			var ie *InputError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), flag+" "+path+" is not a regular file ("+kind+")") {
+				t.Errorf("Check with %s %s = %v; want an InputError naming it %s", flag, path, err, kind)
+			}
+		}
+	}
+	// A symlink to a regular file is an output like any other: it is
+	// replaced, not followed.
+	target := filepath.Join(dir, "target.csv")
+	os.WriteFile(target, nil, 0o644)
+	link := filepath.Join(dir, "link.csv")
+	if err := os.Symlink(target, link); err == nil {
+		c := Config{PlanPath: plan, QPS: 10, EndpointURL: "http://127.0.0.1:1", ReportPath: link}
+		if err := c.Check(); err != nil {
+			t.Errorf("Check with a report symlinked to a file = %v", err)
 		}
 	}
 }

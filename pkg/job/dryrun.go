@@ -121,6 +121,16 @@ func readPlan(path string, delim rune, fn func(plan.Row) error) (plan.Stats, err
 	return st, nil
 }
 
+// readError is an error reading an earlier record: the input's fault (exit
+// 2), unless a signal stopped the reading, which exits as the signal says.
+func readError(prefix string, err error) error {
+	var sig Interrupted
+	if errors.As(err, &sig) {
+		return err
+	}
+	return inputErrorf("%s%v", prefix, err)
+}
+
 // cause is why ctx is done, or nil.
 func cause(ctx context.Context) error {
 	if ctx.Err() == nil {

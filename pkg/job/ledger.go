@@ -163,7 +163,7 @@ func (l *ledger) readBaseline(ctx context.Context, path string) (exists bool, er
 		_, err = l.readFile(ctx, report.JournalPath(path), srcBaseline, &pr)
 	}
 	if err != nil {
-		return false, inputErrorf("--baseline: %v", err)
+		return false, readError("--baseline: ", err)
 	}
 	return pr.exists, nil
 }
@@ -210,14 +210,34 @@ func (l *ledger) record(ctx context.Context, name string, src source, pr *prior,
 // journal cut by a crash, or a report of an earlier version) is skipped,
 // and reported in pr.torn.
 func (l *ledger) readFile(ctx context.Context, path string, src source, pr *prior) (*report.Columns, error) {
+	cols, f, err := l.readOpen(ctx, path, src, pr)
+	if f != nil {
+		f.Close()
+	}
+	return cols, err
+}
+
+// readOpen is readFile that keeps the file open when it has records: the
+// final report copies them from it by offset, and the path may meanwhile
+// be deleted or replaced (by an operator tidying up, or a copy put back),
+// while the open file still holds the bytes the offsets point to.
+func (l *ledger) readOpen(ctx context.Context, path string, src source, pr *prior) (*report.Columns, *os.File, error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
+	cols, err := l.scanFile(ctx, f, path, src, pr)
+	if cols == nil || err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return cols, f, nil
+}
+
+func (l *ledger) scanFile(ctx context.Context, f *os.File, path string, src source, pr *prior) (*report.Columns, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err

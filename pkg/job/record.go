@@ -42,6 +42,15 @@ func (r *run) openJournal() error {
 		return err
 	}
 	keep := r.c.Resume || r.c.BaselinePath != "" && samePath(r.c.BaselinePath, r.c.ReportPath)
+	if keep && r.leftJournal != nil {
+		// The ledger points into the journal read at the start; appending
+		// to another file there (the first deleted or replaced since) would
+		// mix offsets of two files in the final report.
+		if err := sameFile(j, r.leftJournal); err != nil {
+			j.Close()
+			return fmt.Errorf("journal %s: %w; nothing more is sent", r.journalAt, err)
+		}
+	}
 	if keep {
 		_, err = j.Load(nil)
 	} else {
@@ -121,25 +130,38 @@ func (r *run) finish() []error {
 	return errs
 }
 
-// openReportForCopy opens the files the final report copies records from:
-// the previous report, and a journal a crashed run left that this run did
-// not open for writing.
+// openReportForCopy points the final report's copying at the files the
+// ledger's offsets were taken from: the previous report, and a journal a
+// crashed run left that this run did not open for writing. They were kept
+// open since they were read, so a report deleted or replaced meanwhile
+// changes nothing.
 func (r *run) openReportForCopy() error {
 	if r.files[srcReport].cols != nil {
-		f, err := os.Open(r.c.ReportPath)
-		if err != nil {
-			return fmt.Errorf("could not reopen the previous report: %w", err)
+		if r.prevReport == nil {
+			return errors.New("internal error: the previous report is not open")
 		}
-		r.prevReport = f
-		r.files[srcReport].r = f
+		r.files[srcReport].r = r.prevReport
 	}
 	if r.journal == nil && r.files[srcJournal].cols != nil {
-		f, err := os.Open(r.journalAt)
-		if err != nil {
-			return fmt.Errorf("could not reopen the journal: %w", err)
+		if r.leftJournal == nil {
+			return errors.New("internal error: the journal is not open")
 		}
-		r.files[srcJournal].r = f
-		r.leftJournal = f
+		r.files[srcJournal].r = r.leftJournal
+	}
+	return nil
+}
+
+func sameFile(j *report.Journal, read *os.File) error {
+	now, err := j.Stat()
+	if err != nil {
+		return err
+	}
+	then, err := read.Stat()
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(now, then) {
+		return errors.New("deleted or replaced since this run read it")
 	}
 	return nil
 }

@@ -42,10 +42,12 @@ type run struct {
 	log *slog.Logger
 	now string
 
-	led         *ledger
-	files       [3]recordFile
+	led   *ledger
+	files [3]recordFile
+	// The previous report and a crashed run's journal, as read at the
+	// start, kept open: the ledger's offsets point into these files.
 	prevReport  *os.File
-	leftJournal *os.File // a crashed run's journal, when this run sent nothing
+	leftJournal *os.File
 	journal     *report.Journal
 	journalAt   string
 	openOnce    sync.Once
@@ -179,15 +181,15 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 	// --overwrite replaces the record without reading it (unless this run
 	// carries on from it after all, as its own baseline).
 	if !c.Overwrite || sameBase {
-		if r.files[srcReport].cols, err = r.led.readFile(ctx, c.ReportPath, srcReport, &pr); err != nil {
-			return inputErrorf("%v", err)
+		if r.files[srcReport].cols, r.prevReport, err = r.led.readOpen(ctx, c.ReportPath, srcReport, &pr); err != nil {
+			return readError("", err)
 		}
 		if pr.torn {
 			r.log.Warn("the report's last line is torn (a crash of an earlier version); that row counts as not done", "report", c.ReportPath)
 		}
 		var jp prior
-		if r.files[srcJournal].cols, err = r.led.readFile(ctx, r.journalAt, srcJournal, &jp); err != nil {
-			return inputErrorf("%v", err)
+		if r.files[srcJournal].cols, r.leftJournal, err = r.led.readOpen(ctx, r.journalAt, srcJournal, &jp); err != nil {
+			return readError("", err)
 		}
 		if jp.torn {
 			r.log.Warn("the journal's last line was cut short by a crash; that row counts as not done", "journal", r.journalAt)

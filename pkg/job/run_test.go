@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certalloc/certalloc/pkg/apply"
 	"github.com/certalloc/certalloc/pkg/cas"
 	"github.com/certalloc/certalloc/pkg/casemu"
 	"github.com/certalloc/certalloc/pkg/report"
@@ -162,5 +163,90 @@ func TestInvalidPlanIsAnInputError(t *testing.T) {
 	}
 	if n := emu.Stats().Requests; n != 0 {
 		t.Errorf("an invalid plan sent %d requests", n)
+	}
+}
+
+// progressHook runs a function when the run starts sending: after the
+// record was read, before the first request.
+type progressHook func()
+
+func (h progressHook) Start(int)       { h() }
+func (progressHook) Add(apply.Outcome) {}
+func (progressHook) Finish()           {}
+
+// A journal replaced between the run reading it and its first send: the
+// run sends nothing (its offsets are into the file it read), and the final
+// report still carries the crashed run's records, read from that file.
+func TestJournalReplacedBeforeTheFirstSend(t *testing.T) {
+	c, emu := testJob(t, "Id,CertTotalCount\n1,10\n2,20\n3,30\n")
+	hdr := strings.Join(report.Header, ",") + "\n"
+	crashed := hdr + "3,2,20,sending,0,,,,,,0,2026-11-28T02:00:00Z,\n" +
+		"3,2,20,succeeded,1,REQ-2,20,0,,,41,2026-11-28T02:00:01Z,\n"
+	journal := report.JournalPath(c.ReportPath)
+	if err := os.WriteFile(journal, []byte(crashed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Resume = true
+	c.Progress = progressHook(func() {
+		// An operator "tidies up": the journal goes, and a stray copy of
+		// another run's journal comes back in its place.
+		os.Remove(journal)
+		os.WriteFile(journal, []byte(hdr+"2,1,99,succeeded,1,REQ-X,99,0,,,41,2026-11-28T02:00:01Z,\n"), 0o644)
+	})
+	sum, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.ExitCode != ExitFatal || !strings.Contains(sum.StopReason, "deleted or replaced since this run read it") {
+		t.Errorf("summary %+v; want a fatal stop naming the replaced journal", sum)
+	}
+	if n := emu.Stats().Requests; n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+	got := reportRows(t, c.ReportPath)
+	if r := got[2]; r.Status != report.Succeeded || r.RequestID != "REQ-2" || r.Line != 3 {
+		t.Errorf("report row of 2 = %+v; want the crashed run's success, copied from the journal it read", r)
+	}
+	if r := got[1]; r.Status != report.Failed || r.ErrorCode != "NotAttempted" {
+		t.Errorf("report row of 1 = %+v; want not attempted", r)
+	}
+}
+
+// The previous report deleted, or replaced by another file, while the run
+// goes: the final report copies the records the run read at the start.
+func TestReportReplacedMidRun(t *testing.T) {
+	for _, how := range []string{"deleted", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			c, emu := testJob(t, "Id,CertTotalCount\n1,10\n2,20\n3,30\n")
+			if _, err := Run(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(c.PlanPath, []byte("Id,CertTotalCount\n1,10\n2,21\n3,30\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := reportRows(t, c.ReportPath)
+			c.BaselinePath = c.ReportPath
+			c.Progress = progressHook(func() {
+				os.Remove(c.ReportPath)
+				if how == "replaced" {
+					os.WriteFile(c.ReportPath, []byte(strings.Join(report.Header, ",")+"\n"+
+						"9,9,9,succeeded,1,REQ-9,9,0,,,41,2026-11-28T02:00:01Z,\n"), 0o644)
+				}
+			})
+			sum, err := Run(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.ExitCode != ExitOK || emu.Stats().Requests != 4 {
+				t.Fatalf("summary %+v, errors %v, %d requests; want exit 0 after 4", sum, sum.RecordErrors, emu.Stats().Requests)
+			}
+			got := reportRows(t, c.ReportPath)
+			if len(got) != 3 || got[2].CertTotalCount != 21 || got[1].Status != report.Succeeded || got[3].Status != report.Succeeded {
+				t.Errorf("report = %+v", got)
+			}
+			if got[1].FinishedAt == "" || before[1].Status != report.Succeeded {
+				t.Errorf("row 1 = %+v", got[1])
+			}
+		})
 	}
 }

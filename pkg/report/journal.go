@@ -26,6 +26,11 @@ type Journal struct {
 	path string
 	size int64 // bytes of whole rows; a failed write is cut back to it
 	buf  []byte
+	// failed is the first failed write's error, returned by every later
+	// write: on a full disk a shorter row may still fit where a longer one
+	// did not, and a "sending" row getting through after an outcome was
+	// lost would let the run send a row after it decided to stop.
+	failed error
 }
 
 // OpenJournal opens the journal at path, creating it if needed, without
@@ -105,7 +110,7 @@ func HeaderLine() []byte { return appendFields(nil, Header) }
 // Append writes one row in a single write and returns where it went. On a
 // failed or short write (a full disk) the file is cut back to its last
 // whole row and the error returned: the journal never holds a torn row in
-// its middle.
+// its middle. After a failed write every Append fails, with its error.
 func (j *Journal) Append(r *Row) (off, n int64, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -121,18 +126,34 @@ func (j *Journal) write() error {
 	if j.f == nil {
 		return fmt.Errorf("journal %s: closed", j.path)
 	}
+	if j.failed != nil {
+		return j.failed
+	}
 	n, err := j.f.WriteAt(j.buf, j.size)
 	if err == nil && n < len(j.buf) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
 		if terr := j.f.Truncate(j.size); terr != nil {
-			return fmt.Errorf("journal %s: %w (and cutting the partial row failed: %v)", j.path, err, terr)
+			j.failed = fmt.Errorf("journal %s: %w (and cutting the partial row failed: %v)", j.path, err, terr)
+		} else {
+			j.failed = fmt.Errorf("journal %s: %w", j.path, err)
 		}
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return j.failed
 	}
 	j.size += int64(n)
 	return nil
+}
+
+// Stat describes the journal's file, for a caller that must know it is the
+// file it read earlier.
+func (j *Journal) Stat() (os.FileInfo, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil, fmt.Errorf("journal %s: closed", j.path)
+	}
+	return j.f.Stat()
 }
 
 // ReaderAt gives access to the journal's bytes, for copying records into

@@ -168,7 +168,8 @@ func WriteFailures(path string, rows []FailureRow, o FailuresOptions) error {
 }
 
 // WriteAtomic writes a file through fn into a temporary file beside path,
-// then renames it over path.
+// then renames it over path. Its errors name path, never the temporary
+// file, which the user never asked for and which is gone by then.
 func WriteAtomic(path string, private bool, fn func(io.Writer) error) error {
 	perm := os.FileMode(0o644)
 	if private {
@@ -176,26 +177,40 @@ func WriteAtomic(path string, private bool, fn func(io.Writer) error) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return atomicError(path, "", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	if err := fn(tmp); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+		return atomicError(path, tmp.Name(), err)
 	}
 	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+		return atomicError(path, tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+		return atomicError(path, tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return atomicError(path, tmp.Name(), err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return atomicError(path, tmp.Name(), err)
 	}
 	return nil
+}
+
+// atomicError is "write PATH: CAUSE", with the cause stripped of the
+// temporary file's name (or, for CreateTemp, of its pattern).
+func atomicError(path, tmp string, err error) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe) && (pe.Path == tmp || tmp == ""):
+		err = pe.Err
+	case errors.As(err, &le) && le.Old == tmp:
+		err = le.Err
+	}
+	return fmt.Errorf("write %s: %w", path, err)
 }

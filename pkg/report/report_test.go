@@ -314,3 +314,30 @@ func symlinkOrSkip(t *testing.T, target, link string) {
 		t.Skipf("os.Symlink made no symlink here: %v, %v", fi, err)
 	}
 }
+
+// WriteAtomic's errors name the user's path, never the temporary file.
+func TestWriteAtomicErrorsNameThePath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "failures.csv")
+	for name, tc := range map[string]struct {
+		path string
+		fn   func(io.Writer) error
+		want string
+	}{
+		"write": {path, func(w io.Writer) error {
+			w.(*os.File).Close() // the write fails as on a full disk: a *PathError naming the file
+			_, err := w.Write([]byte("x"))
+			return err
+		}, "write " + path + ": file already closed"},
+		"create": {filepath.Join(dir, "missing", "f.csv"), func(io.Writer) error { return nil },
+			"write " + filepath.Join(dir, "missing", "f.csv") + ": no such file or directory"},
+	} {
+		err := WriteAtomic(tc.path, false, tc.fn)
+		if err == nil || err.Error() != tc.want || strings.Contains(err.Error(), ".tmp") {
+			t.Errorf("%s: WriteAtomic = %v; want %q", name, err, tc.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+}
