@@ -23,6 +23,10 @@ const (
 	cutAnswers    = 10
 	cutThrottles  = 2
 	cutEfficiency = 0.6
+	// A strong cut goes to cutMargin of what got through: that was the
+	// run's share with the sum of all clients at the limit, and a run
+	// that sat exactly on it would go over at its first step of growth.
+	cutMargin = 0.95
 
 	// For waryMemory after a cut the run knows the quota is shared. It
 	// judges once a window, on the sends made since the last cut, and any
@@ -166,10 +170,10 @@ func (a *aimd) judge(now time.Time, could float64) bool {
 		if !poor || sum.answers < cutAnswers {
 			return false
 		}
-		next = got
+		next = got * cutMargin
 		a.found = next
 	case poor:
-		next = max(got, a.cur*(1-maxWaryCut))
+		next = max(got*cutMargin, a.cur*(1-maxWaryCut))
 		a.found = next
 	default:
 		// A full window's worth of answers: a window that holds few

@@ -84,7 +84,7 @@ type Pacer struct {
 	rng  *rand.Rand
 	// desync draws the random end of a hold. Its own source, seeded per
 	// pacer: two pacers (two runs on one account) must not draw alike.
-	desync *rand.Rand
+	desync rand.PCG
 
 	guard, widest time.Duration
 	lastThrottle  time.Time
@@ -118,7 +118,7 @@ func NewPacer(qps float64) *Pacer {
 		maxQPS: qps,
 		ring:   make([]stamp, max(1, int(math.Ceil(qps)))),
 		rng:    rand.New(rand.NewPCG(0x9ace, 0x11)), // fixed: runs replay the same dither
-		desync: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		desync: *rand.NewPCG(rand.Uint64(), rand.Uint64()),
 		guard:  MinGuard,
 		widest: MinGuard,
 		rate:   newAIMD(qps),
@@ -297,22 +297,6 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter, spread time.Duration) {
 	defer p.mu.Unlock()
 	now := time.Now()
 	p.lastThrottle = now
-	if retryAfter > 0 {
-		// Every client the service throttled in this window was told the
-		// same moment: leave at a random point of the next send interval,
-		// so that two runs on one account do not leave together again.
-		extra := time.Duration(p.desync.Int64N(int64(p.interval()) + 1))
-		// The service counts the wait from the request's arrival: from the
-		// send, not from the answer, which came back a round trip later.
-		sent := t.at
-		if sent.IsZero() {
-			sent = now
-		}
-		if until := sent.Add(min(retryAfter, maxHold) + extra); until.After(p.holdUntil) {
-			p.holdUntil = until
-			p.repace()
-		}
-	}
 	switch {
 	case p.fixed:
 		// The guard does not learn.
@@ -324,7 +308,25 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter, spread time.Duration) {
 		p.guard = max(MinGuard, time.Duration(float64(p.guard)*wideCut))
 	}
 	p.rate.answer(t.at, now, true)
-	if p.rate.judge(now, min(p.rate.cur, float64(len(p.ring))/(1+p.guard.Seconds()))) {
+	repace := p.rate.judge(now, min(p.rate.cur, float64(len(p.ring))/(1+p.guard.Seconds())))
+	if retryAfter > 0 {
+		// Every client the service throttled in this window was told the
+		// same moment: leave at a random point of the next interval (at
+		// the rate just cut, if it was), so that two runs on one account
+		// do not leave together, nor fall into step.
+		extra := time.Duration(p.desync.Uint64() % uint64(p.interval()+1))
+		// The service counts the wait from the request's arrival: from the
+		// send, not from the answer, which came back a round trip later.
+		sent := t.at
+		if sent.IsZero() {
+			sent = now
+		}
+		if until := sent.Add(min(retryAfter, maxHold) + extra); until.After(p.holdUntil) {
+			p.holdUntil = until
+			repace = true
+		}
+	}
+	if repace {
 		p.repace()
 	}
 }

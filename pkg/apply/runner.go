@@ -194,7 +194,7 @@ func Run(ctx context.Context, rows []plan.Row, newAssigner func() (Assigner, err
 		r.pacer.fix(cfg.fixedGuard)
 	}
 	if cfg.seed != 0 {
-		r.pacer.desync = rand.New(rand.NewPCG(cfg.seed, 0))
+		r.pacer.desync.Seed(cfg.seed, 0)
 	}
 
 	// sendCtx gates every send: cancelling it stops new rows and retries,
