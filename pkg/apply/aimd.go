@@ -74,6 +74,7 @@ type aimd struct {
 type tally struct {
 	slot               int64 // which bucket of time it counts
 	answers, throttled int
+	waited             int // throttles that said how long the window stays full
 }
 
 func newAIMD(qps float64) aimd {
@@ -91,8 +92,9 @@ func (a *aimd) wary(now time.Time) bool {
 }
 
 // answer adds the answer to a send made at sent to the evidence, unless the
-// send predates the last cut: it was paced at the old rate.
-func (a *aimd) answer(sent, now time.Time, throttled bool) {
+// send predates the last cut: it was paced at the old rate. waited is set
+// for a throttle that came with the service's wait (x-acs-retry-after).
+func (a *aimd) answer(sent, now time.Time, throttled, waited bool) {
 	if sent.IsZero() {
 		sent = now
 	}
@@ -100,13 +102,18 @@ func (a *aimd) answer(sent, now time.Time, throttled bool) {
 		return
 	}
 	if throttled {
-		if !a.wary(now) && (a.lastThrottled.IsZero() || sent.Sub(a.lastThrottled) > a.window) {
-			// Until this throttle the run got what it sent, which says
-			// nothing of the limit: the evidence starts here.
-			a.reset(sent)
-		}
+		episode := !a.wary(now) && (a.lastThrottled.IsZero() || sent.Sub(a.lastThrottled) > a.window)
 		if sent.After(a.lastThrottled) {
 			a.lastThrottled = sent
+		}
+		if episode {
+			// Until this throttle the run got what it sent, which says
+			// nothing of the limit: the evidence starts here. The throttle
+			// that started it is not counted (every episode has one: it
+			// would make one spurious throttle in ten look like two), but
+			// the hold it brings is in the span.
+			a.reset(sent)
+			return
 		}
 	}
 	if a.start.IsZero() || sent.Before(a.start) {
@@ -123,6 +130,9 @@ func (a *aimd) answer(sent, now time.Time, throttled bool) {
 	b.answers++
 	if throttled {
 		b.throttled++
+		if waited {
+			b.waited++
+		}
 	}
 }
 
@@ -140,7 +150,7 @@ func (a *aimd) reset(start time.Time) {
 // less). It reports whether it cut.
 func (a *aimd) judge(now time.Time, could float64) bool {
 	wary := a.wary(now)
-	if wary && now.Sub(a.lastCut) < a.window {
+	if !a.lastCut.IsZero() && now.Sub(a.lastCut) < a.window {
 		return false // at most one cut a window: cuts must not compound
 	}
 	var sum tally
@@ -149,6 +159,7 @@ func (a *aimd) judge(now time.Time, could float64) bool {
 		if b.slot > last-evidenceBuckets {
 			sum.answers += b.answers
 			sum.throttled += b.throttled
+			sum.waited += b.waited
 		}
 	}
 	if sum.throttled == 0 {
@@ -165,16 +176,19 @@ func (a *aimd) judge(now time.Time, could float64) bool {
 	got := float64(sum.answers-sum.throttled) / span
 	poor := got < cutEfficiency*could && sum.throttled >= cutThrottles
 	var next float64
+	strong := false
 	switch {
 	case !wary:
 		if !poor || sum.answers < cutAnswers {
 			return false
 		}
-		next = got * cutMargin
-		a.found = next
+		next, strong = got*cutMargin, true
 	case poor:
-		next = max(got*cutMargin, a.cur*(1-maxWaryCut))
-		a.found = next
+		next, strong = max(got*cutMargin, a.cur*(1-maxWaryCut)), true
+	case sum.waited == 0:
+		// A throttle that did not say when the window frees says
+		// nothing of the window: spurious throttles look like that.
+		return false
 	default:
 		// A full window's worth of answers: a window that holds few
 		// (the run was held) must not cut harder for it.
@@ -184,6 +198,9 @@ func (a *aimd) judge(now time.Time, could float64) bool {
 	next = max(next, a.max*floorFraction)
 	if next >= a.cur {
 		return false
+	}
+	if strong {
+		a.found = next
 	}
 	a.lastCut = now
 	a.reset(now)

@@ -13,6 +13,7 @@ type evidence struct {
 	answers   int
 	throttled []int // which answers, 0-based
 	held      time.Duration
+	unwaited  bool // the throttles carry no x-acs-retry-after
 }
 
 func (e evidence) feed(a *aimd, start time.Time) (judged time.Time, cut bool) {
@@ -24,7 +25,7 @@ func (e evidence) feed(a *aimd, start time.Time) (judged time.Time, cut bool) {
 	var hold time.Duration
 	for i := range e.answers {
 		at = start.Add(time.Duration(i)*100*time.Millisecond + hold)
-		a.answer(at, at.Add(20*time.Millisecond), thr[i])
+		a.answer(at, at.Add(20*time.Millisecond), thr[i], thr[i] && !e.unwaited)
 		if thr[i] {
 			hold = e.held
 		}
@@ -69,7 +70,7 @@ func TestAIMDEvidenceStartsAtTheFirstThrottle(t *testing.T) {
 	start := time.Unix(1000, 0)
 	for i := range 15 { // a clean second and a half
 		at := start.Add(time.Duration(i) * 100 * time.Millisecond)
-		a.answer(at, at, false)
+		a.answer(at, at, false, false)
 	}
 	_, cut := evidence{answers: 12, throttled: []int{0, 6, 11}, held: 500 * time.Millisecond}.feed(&a, start.Add(1500*time.Millisecond))
 	if !cut || a.cur > 5.5 {
@@ -106,11 +107,18 @@ func TestAIMDWary(t *testing.T) {
 			t.Errorf("cut %v from %.2f to %.2f; want %.2f", cut, from, a.cur, want)
 		}
 	})
+	t.Run("a throttle that gave no wait is no evidence of the window", func(t *testing.T) {
+		a := shared()
+		from := a.cur
+		if _, cut := (evidence{answers: 25, throttled: []int{22}, unwaited: true}).feed(a, a.lastCut.Add(time.Millisecond)); cut {
+			t.Errorf("cut from %.2f to %.2f on a throttle without x-acs-retry-after", from, a.cur)
+		}
+	})
 	t.Run("not twice in a window", func(t *testing.T) {
 		a := shared()
 		from, cutAt := a.cur, a.lastCut
 		at := cutAt.Add(time.Second)
-		a.answer(at, at, true)
+		a.answer(at, at, true, true)
 		if a.judge(at, a.cur) || a.cur != from {
 			t.Errorf("cut again %v after a cut: rate %.2f, was %.2f", at.Sub(cutAt), a.cur, from)
 		}
@@ -120,7 +128,7 @@ func TestAIMDWary(t *testing.T) {
 		from := a.cur
 		before := a.lastCut.Add(-time.Millisecond)
 		later := a.lastCut.Add(3 * time.Second)
-		a.answer(before, later, true)
+		a.answer(before, later, true, true)
 		if a.judge(later, a.cur) {
 			t.Errorf("cut from %.2f on a send made before the last cut", from)
 		}

@@ -273,7 +273,7 @@ func (p *Pacer) Clean(t *Ticket) {
 	if !p.fixed {
 		p.guard = max(MinGuard, p.guard-guardStep/50)
 	}
-	p.rate.answer(t.at, time.Now(), false)
+	p.rate.answer(t.at, time.Now(), false, false)
 }
 
 // Throttled tells the pacer the service throttled the send. retryAfter is
@@ -307,7 +307,7 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter, spread time.Duration) {
 	default:
 		p.guard = max(MinGuard, time.Duration(float64(p.guard)*wideCut))
 	}
-	p.rate.answer(t.at, now, true)
+	p.rate.answer(t.at, now, true, retryAfter > 0)
 	repace := p.rate.judge(now, min(p.rate.cur, float64(len(p.ring))/(1+p.guard.Seconds())))
 	if retryAfter > 0 {
 		// Every client the service throttled in this window was told the

@@ -113,3 +113,26 @@ func TestSurvivorTakesTheQuotaBack(t *testing.T) {
 		t.Errorf("B ends %.1fs after the start (median; worst %.1fs); want at most 30", m, worst)
 	}
 }
+
+// Sharing holds for minutes: past the minute a run stays wary of its rival
+// after a cut, throttles that say when the window frees keep it wary, and
+// the two runs stay even (a run that forgot would grow over the limit, and
+// the first to meet strong evidence would yield its share for good).
+func TestSharingHoldsForMinutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3.5 simulated minutes")
+	}
+	for seed := range uint64(2) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			o := runShared(seed, []int{1000, 1000}, []time.Duration{0, 0}, 3*time.Second)
+			a, b := o.stats[0].End.Sub(start), o.stats[1].End.Sub(start)
+			t.Logf("seed %d: %.1f%% throttled, at most %d arrivals in a second after 3s, runs end at %v and %v",
+				seed, 100*o.throttled, o.mostAfter, a.Round(time.Second), b.Round(time.Second))
+			if o.throttled >= 0.05 || o.mostAfter > 12 || max(a, b) > min(a, b)+10*time.Second {
+				t.Errorf("seed %d: %.1f%% throttled, %d arrivals in a second, runs end at %v and %v; want under 5%%, at most 12, within 10s of each other",
+					seed, 100*o.throttled, o.mostAfter, a.Round(time.Second), b.Round(time.Second))
+			}
+		})
+	}
+}
