@@ -29,12 +29,14 @@ const (
 	cutMargin = 0.95
 
 	// For waryMemory after a cut the run knows the quota is shared. It
-	// judges once a window, on the sends made since the last cut, and any
-	// throttle cuts: the run sits at its share, and a throttle says the
-	// sum went over. The cut is the throttled fraction of a full window's
+	// judges once a window, on the sends made since the last cut, and a
+	// single throttle cuts if it came with the service's wait (the run
+	// sits at its share, and such a throttle says the sum went over; one
+	// without a wait says nothing of the window, and spurious throttles
+	// look like that). The cut is one throttle's share of a full window's
 	// answers, at most maxWeakCut, never below weakFloor of the share the
-	// last strong cut found. Strong evidence still cuts to what got
-	// through, by at most maxWaryCut.
+	// last strong cut found, and it renews the memory. Strong evidence
+	// still cuts to what got through, by at most maxWaryCut.
 	waryMemory = 60 * time.Second
 	maxWaryCut = 0.3
 	maxWeakCut = 0.2
