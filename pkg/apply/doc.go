@@ -208,7 +208,7 @@
 // together (9.84, with 46% of requests wasted). For 3.5 minutes (1000 rows
 // each): 2.9% throttled, and the runs end within 2s of each other. End to
 // end (TestIssue9TwoKeysOneAccount: two processes, the real SDK, 50 rows
-// each, 15 runs under -race): 6.5-8.3% throttled (44%), at most 11
+// each, 10 runs under -race): 5.7-8.3% throttled (44%), at most 11
 // arrivals in a second after 3s (20), 4.3-4.9 rows/s each. One run alone,
 // means of 100: 5% spurious throttles 9.22 rows/s (9.23); 40±30ms of
 // jitter 9.03 rows/s, 2.6% throttled (9.04, 2.6%); clean 9.90 (9.90).
