@@ -31,7 +31,7 @@ func runShared(seed uint64, rows []int, late []time.Duration, settle time.Durati
 		cfg := Config{QPS: 10, seed: seed*uint64(len(rows)) + uint64(i) + 1}
 		wg.Go(func() {
 			time.Sleep(late[i])
-			out.stats[i], _ = collect(context.Background(), rowsN(rows[i]), s.client(i), cfg)
+			out.stats[i], _ = collect(context.Background(), rowsN(rows[i]), s.assigner(), cfg)
 		})
 	}
 	wg.Wait()

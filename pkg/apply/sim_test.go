@@ -35,8 +35,6 @@ type service struct {
 	rng       *rand.Rand
 	admitted  []time.Time // admitted arrivals, sorted
 	arrivals  []time.Time // every arrival, admitted or not
-	who       []int       // the client of each arrival (serviceClient.id)
-	ok        []bool      // whether each arrival was admitted
 	sends     []time.Time
 	throttled int
 }
@@ -62,17 +60,11 @@ func (s *service) roll(p float64) bool {
 }
 
 // assigner returns a factory of Assigners calling s.
-func (s *service) assigner() func() (Assigner, error) { return s.client(0) }
-
-// client returns a factory of Assigners calling s as client id.
-func (s *service) client(id int) func() (Assigner, error) {
-	return func() (Assigner, error) { return serviceClient{s, id}, nil }
+func (s *service) assigner() func() (Assigner, error) {
+	return func() (Assigner, error) { return serviceClient{s}, nil }
 }
 
-type serviceClient struct {
-	s  *service
-	id int
-}
+type serviceClient struct{ s *service }
 
 func (c serviceClient) Assign(r cas.Request, onWire func()) (cas.Result, *cas.Error) {
 	s := c.s
@@ -81,11 +73,11 @@ func (c serviceClient) Assign(r cas.Request, onWire func()) (cas.Result, *cas.Er
 	out := s.delay()
 	var e *cas.Error
 	if s.virtual {
-		e = s.arrive(c.id, sent, sent.Add(out))
+		e = s.arrive(sent, sent.Add(out))
 		time.Sleep(s.latency)
 	} else {
 		time.Sleep(out)
-		e = s.arrive(c.id, sent, sent.Add(out))
+		e = s.arrive(sent, sent.Add(out))
 		time.Sleep(s.latency + s.delay())
 	}
 	if e == nil && s.roll(s.spurious) {
@@ -97,13 +89,11 @@ func (c serviceClient) Assign(r cas.Request, onWire func()) (cas.Result, *cas.Er
 	return cas.Result{RequestID: "R", CertCount: int64(r.CertTotalCount)}, nil
 }
 
-func (s *service) arrive(who int, sent, at time.Time) *cas.Error {
+func (s *service) arrive(sent, at time.Time) *cas.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sends = append(s.sends, sent)
 	s.arrivals = append(s.arrivals, at)
-	s.who = append(s.who, who)
-	s.ok = append(s.ok, true)
 	i, _ := slices.BinarySearchFunc(s.admitted, at.Add(-time.Second), func(a, t time.Time) int {
 		if a.After(t) {
 			return 1
@@ -112,7 +102,6 @@ func (s *service) arrive(who int, sent, at time.Time) *cas.Error {
 	})
 	if n := len(s.admitted) - i; n >= s.limit {
 		s.throttled++
-		s.ok[len(s.ok)-1] = false
 		wait := max(s.admitted[i].Add(time.Second).Sub(at), time.Millisecond)
 		return &cas.Error{Class: cas.Retryable, Code: "Throttling.User", HTTPStatus: 400, RetryAfter: wait,
 			Message: "Request was denied due to user flow control."}
