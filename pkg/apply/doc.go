@@ -222,7 +222,11 @@
 // runs, 13 at most), but the newcomer waits: 150 rows each, the second
 // starting 5s late, it ends at 46s (31s before, when both sent at 10/s and
 // 30% of requests were throttled). A survivor's climb costs too: 50 and
-// 150 rows, the second ends at 28s (20.5s before).
+// 150 rows, the second ends at 28s (20.5s before). And against a gateway
+// that throttles without saying when the window frees (neither
+// x-acs-retry-after nor x-ratelimit-user), only the strong evidence acts:
+// simulated, two runs then see 17-18% of requests throttled and 14-16
+// arrivals a second (45% and 20 before).
 //
 // # The pool
 //
