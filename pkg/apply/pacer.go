@@ -55,20 +55,6 @@ const (
 	wideCut = 0.5
 )
 
-// Throttle adaptation, AIMD, for throttling the guard cannot explain: a
-// throttle of a wide send multiplies the rate by decreaseFactor, down to
-// floorFraction of the configured rate, and the rate grows back by
-// recoverFraction of the configured rate per second. The cut is small and
-// per answer, so it is proportional to the evidence: spurious throttles on
-// 5% of answers cost well under 1% of the rate, while another client
-// really sharing the quota throttles many answers a second and pulls the
-// rate down.
-const (
-	decreaseFactor  = 0.97
-	floorFraction   = 0.05
-	recoverFraction = 0.15
-)
-
 // maxHold bounds how long one x-acs-retry-after holds every send of the
 // run. The limit is per second, so an honest value for a full window is
 // under a second; five seconds leaves room for a service that asks for a
@@ -82,27 +68,32 @@ const maxHold = 5 * time.Second
 // any interval of length T holds at most 1 + qps·T sends. Behind it, a
 // ring of the last ceil(qps) send times holds back any send that would put
 // more than ceil(qps) sends into one window of one second plus a guard.
-// The guard adapts to arrival jitter; the bucket's rate adapts (AIMD) to
-// throttling the guard cannot explain. An x-acs-retry-after from the
-// service holds every send until it has passed.
+// The guard adapts to arrival jitter; the bucket's rate adapts (AIMD, see
+// aimd) to throttling the guard cannot explain. An x-acs-retry-after from
+// the service holds every send until it has passed, and a little longer at
+// random. A cut or a hold replaces the bucket, so that the new pace applies
+// from the next send.
 type Pacer struct {
-	lim    *rate.Limiter
 	maxQPS float64
 
 	mu   sync.Mutex
-	ring []stamp // the last len(ring) sends; ring[next] is the oldest
+	lim  *rate.Limiter // replaced on a cut or a hold (see repace)
+	ring []stamp       // the last len(ring) sends; ring[next] is the oldest
 	next int
 	seq  uint64
 	rng  *rand.Rand
+	// desync draws the random end of a hold. Its own source, seeded per
+	// pacer: two pacers (two runs on one account) must not draw alike.
+	desync rand.PCG
 
 	guard, widest time.Duration
 	lastThrottle  time.Time
 	fixed         bool // the guard does not learn (tests compare with it)
 
-	cur        float64 // current rate
-	minRate    float64 // lowest rate reached
-	lastAdjust time.Time
-	holdUntil  time.Time // no send before this (x-acs-retry-after)
+	rate      aimd
+	holdUntil time.Time     // no send before this (x-acs-retry-after)
+	lastAt    time.Time     // the latest send planned
+	paced     chan struct{} // closed when the bucket is replaced
 }
 
 type stamp struct {
@@ -115,21 +106,23 @@ type Ticket struct {
 	p      *Pacer
 	slot   int
 	seq    uint64
-	narrow bool // sent with the narrow half of the dithered guard
+	at     time.Time // planned send time
+	narrow bool      // sent with the narrow half of the dithered guard
 }
 
 // NewPacer returns a pacer for qps requests per second (at most MaxQPS).
 func NewPacer(qps float64) *Pacer {
 	qps = min(qps, MaxQPS)
 	return &Pacer{
-		lim:     rate.NewLimiter(rate.Limit(qps), 1),
-		maxQPS:  qps,
-		ring:    make([]stamp, max(1, int(math.Ceil(qps)))),
-		rng:     rand.New(rand.NewPCG(0x9ace, 0x11)), // fixed: runs replay the same dither
-		guard:   MinGuard,
-		widest:  MinGuard,
-		cur:     qps,
-		minRate: qps,
+		lim:    rate.NewLimiter(rate.Limit(qps), 1),
+		maxQPS: qps,
+		ring:   make([]stamp, max(1, int(math.Ceil(qps)))),
+		rng:    rand.New(rand.NewPCG(0x9ace, 0x11)), // fixed: runs replay the same dither
+		desync: *rand.NewPCG(rand.Uint64(), rand.Uint64()),
+		guard:  MinGuard,
+		widest: MinGuard,
+		rate:   newAIMD(qps),
+		paced:  make(chan struct{}),
 	}
 }
 
@@ -138,7 +131,7 @@ func NewPacer(qps float64) *Pacer {
 // ticket's OnWire when the request actually goes on the wire.
 func (p *Pacer) Wait(ctx context.Context) (*Ticket, error) {
 	p.recover()
-	if err := p.lim.Wait(ctx); err != nil {
+	if err := p.token(ctx); err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
@@ -148,23 +141,94 @@ func (p *Pacer) Wait(ctx context.Context) (*Ticket, error) {
 	p.next = (p.next + 1) % len(p.ring)
 	p.seq++
 	at := now
-	if p.holdUntil.After(at) {
-		// The ring below still caps how many leave together at the end.
-		at = p.holdUntil
-	}
 	if oldest := p.ring[slot].at; !oldest.IsZero() {
 		if t := oldest.Add(time.Second + g); t.After(at) {
 			at = t
 		}
 	}
 	p.ring[slot] = stamp{at: at, seq: p.seq} // claimed; moved to the wire time by OnWire
-	t := &Ticket{p: p, slot: slot, seq: p.seq, narrow: narrow}
+	p.planned(at)
+	t := &Ticket{p: p, slot: slot, seq: p.seq, at: at, narrow: narrow}
 	p.mu.Unlock()
 
-	if !sleepCtx(ctx, time.Until(at)) {
-		return nil, ctx.Err()
+	for {
+		if !sleepCtx(ctx, time.Until(at)) {
+			return nil, ctx.Err()
+		}
+		p.mu.Lock()
+		held := p.holdUntil.After(time.Now())
+		p.mu.Unlock()
+		if !held {
+			return t, nil
+		}
+		// A hold began while this send waited for its window: it waits
+		// the hold out and queues for a token again, keeping its slot.
+		if err := p.token(ctx); err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		at = time.Now()
+		if s := &p.ring[t.slot]; s.seq == t.seq && at.After(s.at) {
+			s.at = at
+		}
+		t.at = at
+		p.planned(at)
+		p.mu.Unlock()
 	}
-	return t, nil
+}
+
+// planned records the latest send planned. Called with p.mu held.
+func (p *Pacer) planned(at time.Time) {
+	if at.After(p.lastAt) {
+		p.lastAt = at
+	}
+}
+
+// token waits until the account's window is open (no hold) and the bucket
+// grants a token at the current pace. A cut or a new hold replaces the
+// bucket: a row already queued queues again on the new one, so the new
+// pace applies from the next send, not after the rows granted at the old.
+func (p *Pacer) token(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		hold, lim, paced := p.holdUntil, p.lim, p.paced
+		p.mu.Unlock()
+		// No token is taken while the account's window is full.
+		if !sleepCtx(ctx, time.Until(hold)) {
+			return ctx.Err()
+		}
+		r := lim.Reserve()
+		timer := time.NewTimer(r.Delay())
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			r.Cancel()
+			return ctx.Err()
+		case <-paced:
+			timer.Stop()
+			continue
+		case <-timer.C:
+		}
+		p.mu.Lock()
+		stale := p.paced != paced || p.holdUntil.After(time.Now())
+		p.mu.Unlock()
+		if !stale {
+			return nil
+		}
+	}
+}
+
+// repace replaces the bucket after a cut or a hold: a fresh one at the
+// current rate whose next token is one interval after the latest send
+// planned. Rows waiting on the old one are woken to queue on the new one.
+// Called with p.mu held.
+func (p *Pacer) repace() {
+	p.lim = rate.NewLimiter(rate.Limit(p.rate.cur), 1)
+	if !p.lastAt.IsZero() {
+		p.lim.ReserveN(p.lastAt, 1) // the bucket was spent at the latest send
+	}
+	close(p.paced)
+	p.paced = make(chan struct{})
 }
 
 // sendGuard draws this send's guard: the guard plus or minus a half-width,
@@ -203,12 +267,13 @@ func (t *Ticket) OnWire() {
 
 // Clean tells the pacer the service answered without throttling: the guard
 // narrows a little.
-func (p *Pacer) Clean(*Ticket) {
+func (p *Pacer) Clean(t *Ticket) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.fixed {
 		p.guard = max(MinGuard, p.guard-guardStep/50)
 	}
+	p.rate.answer(t.at, time.Now(), false, false)
 }
 
 // Throttled tells the pacer the service throttled the send. retryAfter is
@@ -218,7 +283,9 @@ func (p *Pacer) Clean(*Ticket) {
 // A narrow send throttled is evidence of jitter, which a wider window would
 // have absorbed: the guard widens. A wide send throttled is evidence that
 // width does not help (another client on the account, or throttling for
-// other reasons): the guard shrinks and the rate is cut.
+// other reasons): the guard shrinks. Either is counted as evidence for the
+// rate, which is cut when the throttles of the last window cost more than
+// spurious ones explain (see aimd).
 //
 // spread is the spread (standard deviation) of the round-trip times seen so
 // far, 0 if unknown: the prior for how wide jitter can need the guard (see
@@ -230,24 +297,44 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter, spread time.Duration) {
 	defer p.mu.Unlock()
 	now := time.Now()
 	p.lastThrottle = now
-	if until := now.Add(min(retryAfter, maxHold)); until.After(p.holdUntil) {
-		p.holdUntil = until
-	}
 	switch {
 	case p.fixed:
-		// As before the guard learned: every throttle cuts the rate.
+		// The guard does not learn.
 	case t.narrow:
 		prior := min(maxPrior, time.Duration(priorFactor*float64(spread)))
 		p.guard = min(MaxGuard, max(p.guard+guardStep, prior))
 		p.widest = max(p.widest, p.guard)
-		return
 	default:
 		p.guard = max(MinGuard, time.Duration(float64(p.guard)*wideCut))
 	}
-	p.lastAdjust = now
-	p.cur = max(p.cur*decreaseFactor, p.maxQPS*floorFraction)
-	p.minRate = min(p.minRate, p.cur)
-	p.lim.SetLimitAt(now, rate.Limit(p.cur))
+	p.rate.answer(t.at, now, true, retryAfter > 0)
+	repace := p.rate.judge(now, min(p.rate.cur, float64(len(p.ring))/(1+p.guard.Seconds())))
+	if retryAfter > 0 {
+		// Every client the service throttled in this window was told the
+		// same moment: leave at a random point of the next interval (at
+		// the rate just cut, if it was), so that two runs on one account
+		// do not leave together, nor fall into step.
+		extra := time.Duration(p.desync.Uint64() % uint64(p.interval()+1))
+		// The service counts the wait from the request's arrival: from the
+		// send, not from the answer, which came back a round trip later.
+		sent := t.at
+		if sent.IsZero() {
+			sent = now
+		}
+		if until := sent.Add(min(retryAfter, maxHold) + extra); until.After(p.holdUntil) {
+			p.holdUntil = until
+			repace = true
+		}
+	}
+	if repace {
+		p.repace()
+	}
+}
+
+// interval is the time between two sends at the current rate. Called with
+// p.mu held.
+func (p *Pacer) interval() time.Duration {
+	return time.Duration(float64(time.Second) / p.rate.cur)
 }
 
 // fix holds the guard at g, without dither: the pacer as it was before
@@ -262,20 +349,16 @@ func (p *Pacer) fix(g time.Duration) {
 func (p *Pacer) recover() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur >= p.maxQPS {
-		return
+	if now := time.Now(); p.rate.grow(now) {
+		p.lim.SetLimitAt(now, rate.Limit(p.rate.cur))
 	}
-	now := time.Now()
-	p.cur = min(p.maxQPS, p.cur+p.maxQPS*recoverFraction*now.Sub(p.lastAdjust).Seconds())
-	p.lastAdjust = now
-	p.lim.SetLimitAt(now, rate.Limit(p.cur))
 }
 
 // Rates returns the current and the lowest rate reached.
 func (p *Pacer) Rates() (current, lowest float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cur, p.minRate
+	return p.rate.cur, p.rate.lowest
 }
 
 // Guards returns the current guard and the widest it has been.

@@ -3,37 +3,12 @@ package apply
 import (
 	"context"
 	"math"
+	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 )
-
-func TestPacerRateCutIsForWideSends(t *testing.T) {
-	p := NewPacer(10)
-	wide, narrow := &Ticket{p: p}, &Ticket{p: p, narrow: true}
-	p.Throttled(narrow, 0, 0)
-	if cur, _ := p.Rates(); cur != 10 {
-		t.Errorf("after a throttle of a narrow send: rate %v; want 10 (jitter is the guard's)", cur)
-	}
-	p.Throttled(wide, 0, 0)
-	p.Throttled(wide, 0, 0)
-	if cur, low := p.Rates(); cur < 9.40 || cur > 9.41 || low != cur {
-		t.Fatalf("after two throttles of wide sends: rate %v, lowest %v; want 10 × 0.97² = 9.409", cur, low)
-	}
-	p.mu.Lock()
-	p.lastAdjust = time.Now().Add(-200 * time.Millisecond)
-	p.mu.Unlock()
-	p.recover()
-	if cur, low := p.Rates(); cur < 9.70 || cur > 9.75 || low > 9.41 {
-		t.Errorf("after 0.2s: rate %v, lowest %v; want about 9.709, lowest 9.409", cur, low)
-	}
-	for range 200 {
-		p.Throttled(wide, 0, 0)
-	}
-	if cur, _ := p.Rates(); cur != 0.5 {
-		t.Errorf("after many throttles: rate %v; want the floor 0.5", cur)
-	}
-}
 
 func TestPacerGuard(t *testing.T) {
 	p := NewPacer(10)
@@ -94,19 +69,18 @@ func TestPacerGuardPrior(t *testing.T) {
 	}
 }
 
-// A fixed guard (the pacer before the guard learned, for comparison) never
-// moves and every throttle cuts the rate.
+// A fixed guard (the pacer before the guard learned, for comparison)
+// never moves and is not dithered.
 func TestPacerFixedGuard(t *testing.T) {
 	p := NewPacer(10)
 	p.fix(70 * time.Millisecond)
 	p.Throttled(&Ticket{p: p, narrow: true}, 0, time.Second)
 	p.Throttled(&Ticket{p: p}, 0, 0)
 	p.Clean(&Ticket{p: p})
-	if g, _ := p.sendGuard(time.Now()); g != 70*time.Millisecond {
-		t.Errorf("fixed guard moved to %v", g)
-	}
-	if cur, _ := p.Rates(); cur > 9.41 {
-		t.Errorf("rate %v after two throttles; want both to cut it", cur)
+	for range 10 {
+		if g, narrow := p.sendGuard(time.Now()); g != 70*time.Millisecond || narrow {
+			t.Fatalf("fixed guard drew %v (narrow %v); want 70ms, not narrow", g, narrow)
+		}
 	}
 }
 
@@ -246,8 +220,8 @@ func TestPacerHoldsForRetryAfter(t *testing.T) {
 		}
 		p := NewPacer(10)
 		p.Throttled(&Ticket{p: p}, time.Hour, 0)
-		if p.holdUntil.After(time.Now().Add(maxHold)) {
-			t.Errorf("a one-hour retry-after holds the run until %v; want at most %v", p.holdUntil, maxHold)
+		if most := maxHold + 100*time.Millisecond; p.holdUntil.After(time.Now().Add(most)) {
+			t.Errorf("a one-hour retry-after holds the run until %v; want at most %v (the cap and one interval)", time.Until(p.holdUntil), most)
 		}
 	})
 }
@@ -270,4 +244,106 @@ func TestEstimate(t *testing.T) {
 			t.Errorf("Estimate(%d, %v) = %v; want %v", tt.rows, tt.qps, got, tt.want)
 		}
 	}
+}
+
+// sendsOf runs n goroutines that each take k tickets from p (rows waiting at
+// the pacer, as in a run) and returns the send times, sorted.
+func sendsOf(p *Pacer, n, k int) []time.Time {
+	var mu sync.Mutex
+	var sends []time.Time
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for range k {
+				tk, err := p.Wait(context.Background())
+				if err != nil {
+					return
+				}
+				tk.OnWire()
+				mu.Lock()
+				sends = append(sends, time.Now())
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(sends, func(a, b time.Time) int { return a.Compare(b) })
+	return sends
+}
+
+func closestGap(ts []time.Time) time.Duration {
+	gap := time.Duration(math.MaxInt64)
+	for i := 1; i < len(ts); i++ {
+		gap = min(gap, ts[i].Sub(ts[i-1]))
+	}
+	return gap
+}
+
+// A cut takes effect at the next send: the rows already queued for a
+// token at the old pace queue again at the new one.
+func TestPacerCutAppliesAtTheNextSend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPacer(10)
+		go func() {
+			time.Sleep(time.Second + 50*time.Millisecond)
+			p.mu.Lock()
+			p.rate.cur, p.rate.from, p.rate.lastCut = 2, 2, time.Now()
+			p.repace()
+			p.mu.Unlock()
+		}()
+		sends := sendsOf(p, 6, 4)
+		var after []time.Time
+		for _, s := range sends {
+			if s.Sub(sends[0]) > time.Second+50*time.Millisecond {
+				after = append(after, s)
+			}
+		}
+		// At 2/s, 500ms apart (less the growth since the cut: 2% in the
+		// first 1.5s), the first one 500ms after the last send before it.
+		if g := closestGap(after[:4]); g < 480*time.Millisecond {
+			t.Errorf("after the cut to 2/s, two sends %v apart; want about 500ms", g)
+		}
+		if d := after[0].Sub(sends[len(sends)-len(after)-1]); d < 490*time.Millisecond {
+			t.Errorf("first send after the cut %v after the one before; want about 500ms", d)
+		}
+	})
+}
+
+// The rows held by x-acs-retry-after leave one interval apart after the
+// hold, not together at its end.
+func TestPacerHeldRowsLeaveSpaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPacer(10)
+		first, _ := p.Wait(context.Background())
+		first.OnWire()
+		p.Throttled(first, 500*time.Millisecond, 0)
+		sends := sendsOf(p, 8, 1)
+		if d := sends[0].Sub(first.at); d < 500*time.Millisecond {
+			t.Errorf("first send %v after the throttled one; want the 500ms hold at least", d)
+		}
+		if g := closestGap(sends); g < 99*time.Millisecond {
+			t.Errorf("rows held left %v apart; want one interval, 100ms", g)
+		}
+	})
+}
+
+// Two runs throttled by the same full window are told the same moment; each
+// leaves at its own random point of the next interval.
+func TestPacerHoldsEndApart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		now := time.Now()
+		var ends []time.Duration
+		for range 20 {
+			p := NewPacer(10)
+			p.Throttled(&Ticket{p: p, at: now}, 300*time.Millisecond, 0)
+			ends = append(ends, p.holdUntil.Sub(now))
+		}
+		slices.Sort(ends)
+		if ends[0] < 300*time.Millisecond || ends[len(ends)-1] > 400*time.Millisecond {
+			t.Errorf("holds end %v to %v after the send; want within 300ms and 300ms + one interval", ends[0], ends[len(ends)-1])
+		}
+		if spread := ends[len(ends)-1] - ends[0]; spread < 50*time.Millisecond {
+			t.Errorf("20 pacers' holds end within %v of each other; want them spread over the interval", spread)
+		}
+	})
 }

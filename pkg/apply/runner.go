@@ -69,6 +69,7 @@ type Config struct {
 	OnSend func(plan.Row) error
 
 	fixedGuard time.Duration // tests: a guard that does not learn
+	seed       uint64        // tests: replay the pacer's random draws
 }
 
 // Attempt is one request sent.
@@ -191,6 +192,9 @@ func Run(ctx context.Context, rows []plan.Row, newAssigner func() (Assigner, err
 	}
 	if cfg.fixedGuard > 0 {
 		r.pacer.fix(cfg.fixedGuard)
+	}
+	if cfg.seed != 0 {
+		r.pacer.desync.Seed(cfg.seed, 0)
 	}
 
 	// sendCtx gates every send: cancelling it stops new rows and retries,

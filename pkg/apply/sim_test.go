@@ -34,6 +34,7 @@ type service struct {
 	mu        sync.Mutex
 	rng       *rand.Rand
 	admitted  []time.Time // admitted arrivals, sorted
+	arrivals  []time.Time // every arrival, admitted or not
 	sends     []time.Time
 	throttled int
 }
@@ -92,6 +93,7 @@ func (s *service) arrive(sent, at time.Time) *cas.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sends = append(s.sends, sent)
+	s.arrivals = append(s.arrivals, at)
 	i, _ := slices.BinarySearchFunc(s.admitted, at.Add(-time.Second), func(a, t time.Time) int {
 		if a.After(t) {
 			return 1
