@@ -147,6 +147,10 @@ func (c *Config) Check() error {
 	if c.DryRun && c.Resume {
 		return inputErrorf("--resume does not go with a dry run")
 	}
+	if fi, err := os.Stat(c.PlanPath); err == nil && !fi.Mode().IsRegular() && (c.ReportPath == "" || c.FailuresPath == "" && !c.DryRun) {
+		// Beside /dev/stdin is no place for a report.
+		return inputErrorf("plan %s is not a regular file (a pipe?): give --report and --failures a path", c.PlanPath)
+	}
 	base := strings.TrimSuffix(c.PlanPath, filepath.Ext(c.PlanPath))
 	if c.ReportPath == "" {
 		c.ReportPath = base + ".report.csv"

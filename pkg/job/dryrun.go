@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/certalloc/certalloc/pkg/plan"
 	"github.com/certalloc/certalloc/pkg/report"
@@ -35,14 +36,16 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 		Endpoint: c.Endpoint.String(), Region: c.Region}
 	var led *ledger
 	var rows []plan.Row
-	if c.BaselinePath != "" {
-		// The baseline is matched by Id, so the plan is held; without one
-		// it is streamed twice, to keep a million-row dry run small.
-		var err error
+	if fi, err := os.Stat(c.PlanPath); c.BaselinePath != "" || err == nil && !fi.Mode().IsRegular() {
+		// The baseline is matched by Id, and a pipe can be read once, so
+		// the plan is held; otherwise it is streamed twice, to keep a
+		// million-row dry run small.
 		if rows, _, err = readRows(ctx, c.PlanPath, c.Delimiter); err != nil {
 			return nil, err
 		}
 		led = newLedger(rows)
+	}
+	if c.BaselinePath != "" {
 		exists, err := led.readBaseline(ctx, c.BaselinePath)
 		if err != nil {
 			return nil, err
@@ -51,15 +54,17 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 			c.Log.Info("the baseline does not exist yet or is empty: every row is new", "baseline", c.BaselinePath)
 		}
 		res.HasBaseline = true
-	} else if _, err := readPlan(c.PlanPath, c.Delimiter, func(plan.Row) error { return cause(ctx) }); err != nil {
-		return nil, err
+	} else if led == nil {
+		if _, err := readPlan(c.PlanPath, c.Delimiter, func(plan.Row) error { return cause(ctx) }); err != nil {
+			return nil, err
+		}
 	}
 	err := report.WriteAtomic(c.ReportPath, c.Private, func(w io.Writer) error {
 		buf := report.HeaderLine()
 		add := func(p int, r plan.Row) error {
 			res.Rows++
 			res.Sum += int64(r.CertTotalCount)
-			if led != nil {
+			if led != nil && led.base != nil {
 				switch b := led.base[p]; {
 				case b.status == stNone:
 					res.New++

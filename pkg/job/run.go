@@ -305,8 +305,13 @@ func readRows(ctx context.Context, path string, delim rune) ([]plan.Row, plan.St
 }
 
 // countLines counts the lines of path (LF ends, or CR ends in a file that
-// has no LF), or 0 when it cannot be read (readPlan will say why).
+// has no LF), or 0 when it cannot be read twice (readPlan will say why).
 func countLines(path string) int {
+	// Only a regular file can be read twice: a plan on a pipe
+	// (/dev/stdin) is read once, by the plan reader, and its rows grow.
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		return 0
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return 0

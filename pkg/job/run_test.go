@@ -250,3 +250,47 @@ func TestReportReplacedMidRun(t *testing.T) {
 		})
 	}
 }
+
+// A plan on a pipe can be read only once: the dry run and the apply hold
+// it instead of reading it twice, and its outputs need paths of their own.
+func TestPlanOnAPipe(t *testing.T) {
+	c, emu := testJob(t, "Id,CertTotalCount\n")
+	dir := filepath.Dir(c.PlanPath)
+	fifo := filepath.Join(dir, "plan.fifo")
+	if err := mkfifo(fifo); err != nil {
+		t.Skip(err)
+	}
+	feed := func() {
+		go func() {
+			if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+				f.WriteString("Id,CertTotalCount\n7,70\n8,80\n")
+				f.Close()
+			}
+		}()
+	}
+	bare := Config{PlanPath: fifo, QPS: 200, EndpointURL: c.EndpointURL, Credentials: c.Credentials}
+	if err := bare.Check(); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("Check with a pipe and no --report = %v; want a refusal", err)
+	}
+	dry := bare
+	dry.DryRun, dry.ReportPath = true, filepath.Join(dir, "p.planned.csv")
+	if err := dry.Check(); err != nil {
+		t.Fatal(err)
+	}
+	feed()
+	if res, err := Plan(context.Background(), dry); err != nil || res.Rows != 2 || res.Sum != 150 {
+		t.Fatalf("Plan on a pipe = %+v, %v; want 2 rows", res, err)
+	}
+	run := bare
+	run.ReportPath, run.FailuresPath = filepath.Join(dir, "p.report.csv"), filepath.Join(dir, "p.failures.csv")
+	if err := run.Check(); err != nil {
+		t.Fatal(err)
+	}
+	feed()
+	if sum, err := Run(context.Background(), run); err != nil || sum.Succeeded != 2 {
+		t.Fatalf("Run on a pipe = %+v, %v; want 2 succeeded", sum, err)
+	}
+	if a, _ := emu.State(8); a.CertTotalCount != 80 {
+		t.Errorf("emulator state of 8 = %+v", a)
+	}
+}
