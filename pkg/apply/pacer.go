@@ -300,9 +300,15 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter, spread time.Duration) {
 	switch {
 	case p.fixed:
 		// The guard does not learn.
-	case t.narrow:
+	case t.narrow && retryAfter > 0:
 		prior := min(maxPrior, time.Duration(priorFactor*float64(spread)))
 		p.guard = min(MaxGuard, max(p.guard+guardStep, prior))
+		p.widest = max(p.widest, p.guard)
+	case t.narrow:
+		// A throttle that does not say when the window frees may not be
+		// the window at all (a gateway's spurious answer): it moves the
+		// guard by a step, not at once to the prior.
+		p.guard = min(MaxGuard, p.guard+guardStep)
 		p.widest = max(p.widest, p.guard)
 	default:
 		p.guard = max(MinGuard, time.Duration(float64(p.guard)*wideCut))

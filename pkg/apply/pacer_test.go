@@ -45,24 +45,29 @@ func TestPacerGuard(t *testing.T) {
 	}
 }
 
-// A narrow send's throttle widens the guard at once to the prior the round
-// trips give, within bounds; a wide send's throttle ignores it.
+// A narrow send's throttle that says when the window frees widens the
+// guard at once to the prior the round trips give, within bounds; one
+// that says nothing (maybe not the window at all) by a step; a wide send's
+// throttle ignores the prior.
 func TestPacerGuardPrior(t *testing.T) {
+	const wait = 300 * time.Millisecond
 	tests := []struct {
 		name   string
 		narrow bool
+		wait   time.Duration
 		spread time.Duration
 		want   time.Duration
 	}{
-		{"no spread", true, 0, MinGuard + guardStep},
-		{"small spread", true, 5 * time.Millisecond, MinGuard + guardStep},
-		{"40ms spread", true, 40 * time.Millisecond, 80 * time.Millisecond},
-		{"a slow, uneven service", true, time.Second, maxPrior},
-		{"wide send", false, 40 * time.Millisecond, MinGuard},
+		{"no spread", true, wait, 0, MinGuard + guardStep},
+		{"small spread", true, wait, 5 * time.Millisecond, MinGuard + guardStep},
+		{"40ms spread", true, wait, 40 * time.Millisecond, 80 * time.Millisecond},
+		{"a slow, uneven service", true, wait, time.Second, maxPrior},
+		{"no wait given: a step", true, 0, 40 * time.Millisecond, MinGuard + guardStep},
+		{"wide send", false, wait, 40 * time.Millisecond, MinGuard},
 	}
 	for _, tt := range tests {
 		p := NewPacer(10)
-		p.Throttled(&Ticket{p: p, narrow: tt.narrow}, 0, tt.spread)
+		p.Throttled(&Ticket{p: p, narrow: tt.narrow}, tt.wait, tt.spread)
 		if g, _ := p.Guards(); g != tt.want {
 			t.Errorf("%s: guard %v; want %v", tt.name, g, tt.want)
 		}
