@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -151,27 +150,10 @@ func readReport(t *testing.T, path string) []report.Row {
 }
 
 // checkRecord checks what a killed run leaves: the report, if there is
-// one, and its journal, if there is one, both read whole.
+// one, and its journal, if there is one, both read whole (readRecord).
 func checkRecord(t *testing.T, reportPath string) {
 	t.Helper()
-	for _, p := range []string{reportPath, report.JournalPath(reportPath)} {
-		f, err := os.Open(p)
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, _ := f.Stat()
-		end, _ := report.CompleteLength(f, fi.Size())
-		if p == reportPath && end != fi.Size() {
-			t.Errorf("the report %s is torn: %d of %d bytes end in a newline", p, end, fi.Size())
-		}
-		if err := report.Scan(io.NewSectionReader(f, 0, end), p, func(*report.Columns, *report.Record) error { return nil }); err != nil {
-			t.Errorf("after a kill: %v", err)
-		}
-		f.Close()
-	}
+	readRecord(t, reportPath)
 }
 
 // waitForLines waits until path has at least n lines.
