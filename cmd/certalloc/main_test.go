@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,6 +51,11 @@ func TestScripts(t *testing.T) {
 			env.Defer(srv.Close)
 			env.Values[emulatorKey{}] = emu
 			env.Setenv("EMU", srv.URL)
+			testdata, err := filepath.Abs(filepath.Join("..", "..", "testdata"))
+			if err != nil {
+				return err
+			}
+			env.Setenv("TESTDATA", testdata)
 			env.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", cli.EmulatorKeyID)
 			env.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", cli.EmulatorSecret)
 			env.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
