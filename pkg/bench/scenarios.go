@@ -114,7 +114,7 @@ var scenarios = []scenario{
 				return result{}, err
 			}
 			wall, rss, ok, out, err := b.timed(ctx, "plan", plan)
-			valid := err == nil && contains(out, "1000000 rows")
+			valid := err == nil && strings.Contains(out, "1000000 rows")
 			return result{
 				fmt.Sprintf("1,000,000 rows: %.2fs wall, %s", wall.Seconds(), rssFigure(rss, 100)),
 				valid && wall <= 3*time.Second && ok && rss <= 100,
@@ -159,7 +159,7 @@ func (b *bench) bigReport(ctx context.Context, mode string) (result, error) {
 		args = append(args, "--baseline", done, "--report", out, "--overwrite", plan)
 	}
 	wall, rss, ok, outText, err := b.timed(ctx, args...)
-	sent := !contains(outText, "requests:    0 sent,")
+	sent := !strings.Contains(outText, "requests:    0 sent,")
 	return result{
 		fmt.Sprintf("1,000,000 rows, none sent: %.2fs wall, %s", wall.Seconds(), rssFigure(rss, 150)),
 		err == nil && !sent && wall <= 3*time.Second && ok && rss <= 150,
@@ -172,8 +172,6 @@ func rssFigure(mib, target float64) string {
 	}
 	return fmt.Sprintf("%.1f MiB peak RSS (target <= %s)", mib, strconv.FormatFloat(target, 'f', -1, 64))
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // copyFile streams, to keep the bench small beside what it measures.
 func copyFile(from, to string) error {

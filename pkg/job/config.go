@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"math"
@@ -123,7 +124,7 @@ func (c *Config) Check() error {
 	}
 	if c.Region == "" {
 		env, _ := cas.EnvRegion()
-		c.Region = firstNonEmpty(env, cas.ProfileRegion(c.Profile), cas.DefaultRegion)
+		c.Region = cmp.Or(env, cas.ProfileRegion(c.Profile), cas.DefaultRegion)
 	}
 	ep, warning, err := cas.ResolveEndpoint(c.EndpointURL, c.Region, c.VPC, c.Insecure)
 	if err != nil {

@@ -1,6 +1,10 @@
 package job
 
-import "github.com/certalloc/certalloc/pkg/cas"
+import (
+	"cmp"
+
+	"github.com/certalloc/certalloc/pkg/cas"
+)
 
 // logAccessDenied tells the operator, once per run, which RAM policy to
 // fix. The stop reason already names the action, the policy type and the
@@ -12,7 +16,7 @@ func (r *run) logAccessDenied(e *cas.Error) {
 	if ad == nil {
 		return
 	}
-	attrs := []any{"code", e.Code, "action", firstNonEmpty(ad.AuthAction, cas.RAMAction),
+	attrs := []any{"code", e.Code, "action", cmp.Or(ad.AuthAction, cas.RAMAction),
 		"no_permission_type", ad.NoPermissionType, "policy_type", ad.PolicyType, "principal_type", ad.AuthPrincipalType}
 	msg := "RAM refused the call: the policy must allow " + cas.RAMAction
 	if cmd := ad.DecodeCommand(); cmd != "" {

@@ -374,12 +374,3 @@ func checkWritable(paths ...string) error {
 	}
 	return nil
 }
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
