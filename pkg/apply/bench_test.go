@@ -39,18 +39,19 @@ func reportRun(b *testing.B, st Stats, s *service) {
 // The targets: at most 3% throttled, goodput at least 9.1 rows/s.
 func BenchmarkJitter(b *testing.B) {
 	for _, v := range []struct {
-		name   string
-		hidden bool
-		fixed  time.Duration
+		name           string
+		hidden, oneLeg bool
+		fixed          time.Duration
 	}{
-		{"learning", false, 0},
-		{"learning-hidden", true, 0},
-		{"fixed-10ms", false, MinGuard},
+		{"learning", false, false, 0},
+		{"learning-way-there", false, true, 0},
+		{"learning-hidden", true, false, 0},
+		{"fixed-10ms", false, false, MinGuard},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			for range b.N {
 				s := newService(benchSeed.Add(1), 40*time.Millisecond, 30*time.Millisecond, 0)
-				s.virtual = v.hidden
+				s.virtual, s.oneLeg = v.hidden, v.oneLeg
 				st, _ := collect(context.Background(), rowsN(300), s.assigner(), Config{QPS: 10, fixedGuard: v.fixed})
 				reportRun(b, st, s)
 			}

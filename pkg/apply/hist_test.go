@@ -58,21 +58,3 @@ func TestHistogramDoesNotAllocate(t *testing.T) {
 		t.Errorf("add allocates %v times; want 0", n)
 	}
 }
-
-// The round trips' spread is estimated from their interquartile range:
-// close to the standard deviation for a normal spread, and one timeout
-// among them does not move it.
-func TestSpread(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	r := &runner{}
-	if d := r.spread(); d != 0 {
-		t.Errorf("spread of nothing = %v; want 0", d)
-	}
-	for range 2000 {
-		r.latency.add(100*time.Millisecond + time.Duration(rng.NormFloat64()*float64(20*time.Millisecond)))
-	}
-	r.latency.add(10 * time.Second)
-	if d := r.spread(); d < 18*time.Millisecond || d > 22*time.Millisecond {
-		t.Errorf("spread of 100±20ms and a timeout = %v; want about 20ms", d)
-	}
-}

@@ -40,16 +40,21 @@ const (
 	probeMemory = 10 * time.Second
 	// narrowFloor keeps a narrow send's window above one second.
 	narrowFloor = MinGuard / 2
-	// A round trip's spread bounds one leg's: sd(out) ≤ sd(RTT) when the
-	// legs and the service time are independent. The guard that keeps a
-	// pair of arrivals in order with probability Q(z) is z·√2·sd(out), so
-	// z·√2·sd(RTT) is as wide as jitter can need it. With z = √2 (8% of
-	// pairs, which the service's own relief turns into a few % of
-	// throttles) that is 2·sd(RTT). maxPrior stops a slow, uneven service,
-	// whose spread is not the network's, from costing more than 9% of the
-	// rate on one throttle.
-	priorFactor = 2.0
-	maxPrior    = 100 * time.Millisecond
+	// A round trip longer than the shortest lately seen is taken, once the
+	// service has shown that arrivals are late (see lateness), as that
+	// much later an arrival: its send's stamp moves by the excess, up to
+	// maxLate, so that the send that reuses its slot leaves that much
+	// later. maxLate stops one slow answer of an uneven service from
+	// costing more than a tenth of a second.
+	maxLate = 100 * time.Millisecond
+	// lateForget is how much of the lateness weight one clean answer takes
+	// away: in about 300 answers (30s at 10/s) without a throttle telling
+	// otherwise, round trips are taken to say nothing about arrivals.
+	lateForget = 1.0 / 1000
+	// rttEpoch is how many answers the shortest round trip is taken over,
+	// twice: the shortest of the last rttEpoch to 2·rttEpoch answers, so
+	// that a route that grows slower is followed.
+	rttEpoch = 100
 	// wideCut shrinks the guard when a wide send is throttled anyway: the
 	// width did not help, so it is not jitter.
 	wideCut = 0.5
@@ -88,7 +93,14 @@ type Pacer struct {
 
 	guard, widest time.Duration
 	lastThrottle  time.Time
-	fixed         bool // the guard does not learn (tests compare with it)
+	// late is the weight (0 to 1) of a round trip's excess over the
+	// shortest in the arrival the pacer assumes for its send; see OnAnswer.
+	late float64
+	// rttMin holds the shortest round trip of the current epoch of answers
+	// and of the previous one; rttN counts the current epoch's answers.
+	rttMin [2]time.Duration
+	rttN   int
+	fixed  bool // the guard does not learn (tests compare with it)
 
 	rate      aimd
 	holdUntil time.Time     // no send before this (x-acs-retry-after)
@@ -108,6 +120,7 @@ type Ticket struct {
 	seq    uint64
 	at     time.Time // planned send time
 	narrow bool      // sent with the narrow half of the dithered guard
+	wire   time.Time // when it went on the wire, if OnWire was called
 }
 
 // NewPacer returns a pacer for qps requests per second (at most MaxQPS).
@@ -263,6 +276,41 @@ func (t *Ticket) OnWire() {
 	if s := &p.ring[t.slot]; s.seq == t.seq && now.After(s.at) {
 		s.at = now
 	}
+	t.wire = now
+}
+
+// answered learns the send's round trip and, for a send the service
+// counted, moves its stamp towards the arrival the round trip suggests:
+// by late × (round trip - the shortest lately seen), at most maxLate, and
+// only while the slot is still this send's. The next send in the slot is
+// spaced from there. Called with p.mu held.
+func (p *Pacer) answered(t *Ticket, now time.Time, counted bool) {
+	sent := t.wire
+	if sent.IsZero() {
+		sent = t.at
+	}
+	rtt := now.Sub(sent)
+	if rtt <= 0 || sent.IsZero() {
+		return
+	}
+	if p.rttN == rttEpoch {
+		p.rttMin = [2]time.Duration{0, p.rttMin[0]}
+		p.rttN = 0
+	}
+	p.rttN++
+	if p.rttMin[0] == 0 || rtt < p.rttMin[0] {
+		p.rttMin[0] = rtt
+	}
+	shortest := p.rttMin[0]
+	if p.rttMin[1] > 0 {
+		shortest = min(shortest, p.rttMin[1])
+	}
+	if !counted || p.late == 0 || p.fixed {
+		return
+	}
+	if s := &p.ring[t.slot]; s.seq == t.seq {
+		s.at = s.at.Add(min(maxLate, time.Duration(p.late*float64(rtt-shortest))))
+	}
 }
 
 // Clean tells the pacer the service answered without throttling: the guard
@@ -270,10 +318,13 @@ func (t *Ticket) OnWire() {
 func (p *Pacer) Clean(t *Ticket) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := time.Now()
+	p.answered(t, now, true)
 	if !p.fixed {
 		p.guard = max(MinGuard, p.guard-guardStep/50)
+		p.late = max(0, p.late-lateForget)
 	}
-	p.rate.answer(t.at, time.Now(), false, false)
+	p.rate.answer(t.at, now, false, false)
 }
 
 // Throttled tells the pacer the service throttled the send. retryAfter is
@@ -287,22 +338,26 @@ func (p *Pacer) Clean(t *Ticket) {
 // rate, which is cut when the throttles of the last window cost more than
 // spurious ones explain (see aimd).
 //
-// spread is the spread (standard deviation) of the round-trip times seen so
-// far, 0 if unknown: the prior for how wide jitter can need the guard (see
-// the package doc). A narrow send's throttle widens the guard at once to
-// priorFactor × spread, up to maxPrior.
-func (p *Pacer) Throttled(t *Ticket, retryAfter, spread time.Duration) {
+// A narrow send throttled by the limit itself (it says when the window
+// frees) also shows that arrivals came later than the sends' spacing
+// allowed for: from then on, round trips longer than the shortest are
+// taken as late arrivals (see answered), until clean answers wear that off
+// (lateForget). On a network where the delay that varies is the way there,
+// the round trip measures it, and spacing each send from its slot's
+// arrival rather than its send removes most of what the guard is for.
+func (p *Pacer) Throttled(t *Ticket, retryAfter time.Duration) {
 	p.recover() // bank the growth so far before cutting
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
+	p.answered(t, now, false)
 	p.lastThrottle = now
 	switch {
 	case p.fixed:
 		// The guard does not learn.
 	case t.narrow && retryAfter > 0:
-		prior := min(maxPrior, time.Duration(priorFactor*float64(spread)))
-		p.guard = min(MaxGuard, max(p.guard+guardStep, prior))
+		p.late = 1
+		p.guard = min(MaxGuard, p.guard+guardStep)
 		p.widest = max(p.widest, p.guard)
 	case t.narrow:
 		// A throttle that does not say when the window frees may not be

@@ -19,10 +19,10 @@ func TestPacerGuard(t *testing.T) {
 		want time.Duration
 	}{
 		{"start", func() {}, MinGuard},
-		{"narrow throttled", func() { p.Throttled(narrow, 0, 0) }, MinGuard + guardStep},
-		{"again", func() { p.Throttled(narrow, 0, 0) }, MinGuard + 2*guardStep},
+		{"narrow throttled", func() { p.Throttled(narrow, 0) }, MinGuard + guardStep},
+		{"again", func() { p.Throttled(narrow, 0) }, MinGuard + 2*guardStep},
 		{"clean answer", func() { p.Clean(narrow) }, MinGuard + 2*guardStep - guardStep/50},
-		{"wide throttled", func() { p.Throttled(wide, 0, 0) }, (MinGuard + 2*guardStep - guardStep/50) / 2},
+		{"wide throttled", func() { p.Throttled(wide, 0) }, (MinGuard + 2*guardStep - guardStep/50) / 2},
 		{"many clean answers", func() {
 			for range 1000 {
 				p.Clean(wide)
@@ -30,7 +30,7 @@ func TestPacerGuard(t *testing.T) {
 		}, MinGuard},
 		{"many narrow throttles", func() {
 			for range 100 {
-				p.Throttled(narrow, 0, 0)
+				p.Throttled(narrow, 0)
 			}
 		}, MaxGuard},
 	}
@@ -45,32 +45,90 @@ func TestPacerGuard(t *testing.T) {
 	}
 }
 
-// A narrow send's throttle that says when the window frees widens the
-// guard at once to the prior the round trips give, within bounds; one
-// that says nothing (maybe not the window at all) by a step; a wide send's
-// throttle ignores the prior.
-func TestPacerGuardPrior(t *testing.T) {
+// A narrow send's throttle widens the guard by a step; when it says when
+// the window frees (the limit speaking) it also makes the pacer take long
+// round trips as late arrivals. A wide send's throttle halves the guard
+// and teaches nothing about arrivals.
+func TestPacerThrottleLessons(t *testing.T) {
 	const wait = 300 * time.Millisecond
 	tests := []struct {
-		name   string
-		narrow bool
-		wait   time.Duration
-		spread time.Duration
-		want   time.Duration
+		name      string
+		narrow    bool
+		wait      time.Duration
+		wantGuard time.Duration
+		wantLate  float64
 	}{
-		{"no spread", true, wait, 0, MinGuard + guardStep},
-		{"small spread", true, wait, 5 * time.Millisecond, MinGuard + guardStep},
-		{"40ms spread", true, wait, 40 * time.Millisecond, 80 * time.Millisecond},
-		{"a slow, uneven service", true, wait, time.Second, maxPrior},
-		{"no wait given: a step", true, 0, 40 * time.Millisecond, MinGuard + guardStep},
-		{"wide send", false, wait, 40 * time.Millisecond, MinGuard},
+		{"narrow, the limit", true, wait, MinGuard + guardStep, 1},
+		{"narrow, no wait given", true, 0, MinGuard + guardStep, 0},
+		{"wide", false, wait, MinGuard, 0},
 	}
 	for _, tt := range tests {
 		p := NewPacer(10)
-		p.Throttled(&Ticket{p: p, narrow: tt.narrow}, tt.wait, tt.spread)
-		if g, _ := p.Guards(); g != tt.want {
-			t.Errorf("%s: guard %v; want %v", tt.name, g, tt.want)
+		p.Throttled(&Ticket{p: p, narrow: tt.narrow}, tt.wait)
+		if g, _ := p.Guards(); g != tt.wantGuard || p.late != tt.wantLate {
+			t.Errorf("%s: guard %v, lateness weight %v; want %v, %v", tt.name, g, p.late, tt.wantGuard, tt.wantLate)
 		}
+	}
+}
+
+// Once arrivals are known to be late, an answer's round trip beyond the
+// shortest moves its send's stamp (at most maxLate), so the send that
+// reuses the slot leaves that much later; before that, or for a send the
+// service did not count, or once the slot is reused, it moves nothing.
+func TestPacerLateArrivals(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name    string
+		late    float64
+		rtt     time.Duration
+		counted bool
+		reused  bool
+		want    time.Duration
+	}{
+		{"not learned", 0, 60 * ms, true, false, 0},
+		{"learned", 1, 60 * ms, true, false, 50 * ms},
+		{"half worn off", 0.5, 60 * ms, true, false, 25 * ms},
+		{"capped", 1, 2 * time.Second, true, false, maxLate},
+		{"throttled: not counted", 1, 60 * ms, false, false, 0},
+		{"slot reused", 1, 60 * ms, true, true, 0},
+	}
+	for _, tt := range tests {
+		p := NewPacer(10)
+		p.late = tt.late
+		sent := time.Now().Add(-time.Second)
+		p.answered(&Ticket{p: p, slot: 1, seq: 1, wire: sent}, sent.Add(10*ms), true) // the shortest: 10ms
+		p.ring[2] = stamp{at: sent, seq: 2}
+		seq := uint64(2)
+		if tt.reused {
+			seq = 1
+		}
+		p.answered(&Ticket{p: p, slot: 2, seq: seq, wire: sent}, sent.Add(tt.rtt), tt.counted)
+		if got := p.ring[2].at.Sub(sent); got != tt.want {
+			t.Errorf("%s: stamp moved %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// Clean answers wear the lateness off, and the shortest round trip is
+// the shortest of the last one to two epochs, so a slower route is
+// followed.
+func TestPacerLatenessWearsOff(t *testing.T) {
+	p := NewPacer(10)
+	p.late = 1
+	sent := time.Now()
+	for i := range 2 * rttEpoch {
+		rtt := 50 * time.Millisecond
+		if i == 0 {
+			rtt = 5 * time.Millisecond
+		}
+		p.Clean(&Ticket{p: p, seq: 99, wire: sent.Add(-rtt)})
+	}
+	if p.late > 1-2*rttEpoch*lateForget+1e-9 {
+		t.Errorf("lateness weight %v after %d clean answers; want %v", p.late, 2*rttEpoch, 1-2*rttEpoch*lateForget)
+	}
+	p.Clean(&Ticket{p: p, seq: 99, wire: sent.Add(-50 * time.Millisecond)})
+	if d := p.rttMin[1]; d < 49*time.Millisecond {
+		t.Errorf("shortest round trip of the previous epoch %v; want the 5ms of two epochs ago forgotten", d)
 	}
 }
 
@@ -79,8 +137,8 @@ func TestPacerGuardPrior(t *testing.T) {
 func TestPacerFixedGuard(t *testing.T) {
 	p := NewPacer(10)
 	p.fix(70 * time.Millisecond)
-	p.Throttled(&Ticket{p: p, narrow: true}, 0, time.Second)
-	p.Throttled(&Ticket{p: p}, 0, 0)
+	p.Throttled(&Ticket{p: p, narrow: true}, time.Second)
+	p.Throttled(&Ticket{p: p}, 0)
 	p.Clean(&Ticket{p: p})
 	for range 10 {
 		if g, narrow := p.sendGuard(time.Now()); g != 70*time.Millisecond || narrow {
@@ -214,7 +272,7 @@ func TestPacerHoldsForRetryAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		for _, qps := range []float64{10, 0.5} {
 			p := NewPacer(qps)
-			p.Throttled(&Ticket{p: p}, 300*time.Millisecond, 0)
+			p.Throttled(&Ticket{p: p}, 300*time.Millisecond)
 			start := time.Now()
 			if _, err := p.Wait(context.Background()); err != nil {
 				t.Fatal(err)
@@ -224,7 +282,7 @@ func TestPacerHoldsForRetryAfter(t *testing.T) {
 			}
 		}
 		p := NewPacer(10)
-		p.Throttled(&Ticket{p: p}, time.Hour, 0)
+		p.Throttled(&Ticket{p: p}, time.Hour)
 		if most := maxHold + 100*time.Millisecond; p.holdUntil.After(time.Now().Add(most)) {
 			t.Errorf("a one-hour retry-after holds the run until %v; want at most %v (the cap and one interval)", time.Until(p.holdUntil), most)
 		}
@@ -321,7 +379,7 @@ func TestPacerHeldRowsLeaveSpaced(t *testing.T) {
 		p := NewPacer(10)
 		first, _ := p.Wait(context.Background())
 		first.OnWire()
-		p.Throttled(first, 500*time.Millisecond, 0)
+		p.Throttled(first, 500*time.Millisecond)
 		sends := sendsOf(p, 8, 1)
 		if d := sends[0].Sub(first.at); d < 500*time.Millisecond {
 			t.Errorf("first send %v after the throttled one; want the 500ms hold at least", d)
@@ -340,7 +398,7 @@ func TestPacerHoldsEndApart(t *testing.T) {
 		var ends []time.Duration
 		for range 20 {
 			p := NewPacer(10)
-			p.Throttled(&Ticket{p: p, at: now}, 300*time.Millisecond, 0)
+			p.Throttled(&Ticket{p: p, at: now}, 300*time.Millisecond)
 			ends = append(ends, p.holdUntil.Sub(now))
 		}
 		slices.Sort(ends)

@@ -247,7 +247,7 @@ func (r *runner) apply(ctx context.Context, row plan.Row) Outcome {
 		switch {
 		case throttled:
 			r.throttled.Add(1)
-			r.pacer.Throttled(t, e.RetryAfter, r.spread()) // the pacer caps its hold
+			r.pacer.Throttled(t, e.RetryAfter) // the pacer caps its hold
 		case e.HTTPStatus != 0:
 			r.pacer.Clean(t) // an answer, and not a throttle
 		}
@@ -332,17 +332,6 @@ func (r *runner) sent(at time.Time, latency time.Duration) {
 		r.stats.LastSend = at
 	}
 	r.latency.add(latency)
-}
-
-// spread estimates the standard deviation of the round-trip times so far
-// from their interquartile range, which one timeout cannot inflate.
-func (r *runner) spread() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.latency.n < 8 {
-		return 0
-	}
-	return time.Duration(float64(r.latency.quantile(0.75)-r.latency.quantile(0.25)) / 1.349)
 }
 
 func (r *runner) record(o Outcome) {
