@@ -26,18 +26,47 @@ func DefaultWorkers(qps float64, timeout time.Duration) int {
 }
 
 // The in-flight limit follows Little's law: rows in progress = rate ×
-// time in progress. It starts at poolStart and grows, never shrinks, to
-// ceil(poolHeadroom × qps × latency) + poolSpare + rows waiting to retry.
-// latency is the larger of the mean of the last recentLatencies answers and
-// twice the median age of the calls in flight: the ages see a slow-down
-// before any slow answer is back (at the start of a run with 5s answers,
-// none is back for 5s), and the median ignores one hung call.
+// time in progress. It starts at poolStart and grows to
+// ceil(poolHeadroom × qps × latency) + poolSpare + rows waiting to retry,
+// at most doubling every poolPoll. latency is the larger of the mean of
+// the last recentLatencies answers and twice the median age of the calls
+// in flight: the ages see a slow-down before any slow answer is back (at
+// the start of a run with 5s answers, none is back for 5s), and the
+// median ignores one hung call.
+//
+// Little's law cannot tell a slow service from answers slowed by the
+// calls themselves (certalloc's own CPU at thousands of requests a second,
+// or a service that queues them), where more rows in progress only
+// lengthen the queue, and the latency they cause asks for more still. So
+// the pool watches what growth buys, as TCP's BBR does. Calls complete in
+// rounds (a round ends when as many calls have completed as were in
+// flight at its start, and lasts at least poolRound), and a round's
+// completion rate is its delivery rate. When the limit has grown in
+// poolFlatRounds rounds in a row without the best delivery rate rising by
+// poolGain, while that rate is under poolPaced of the pacer's (so the
+// pacer is not what holds the run back), more rows in progress do not pay:
+// the limit goes back to the one the best rate was reached with, plus
+// poolSpare, and stays there. A delivery rate (smoothed over rounds, as
+// one round's is noisy) under the one at that time by poolGain for
+// poolRecheck (the service slowed down) starts a probe: the limit may
+// grow again, by poolGain a round and to twice where it was (again
+// twice as long as that pays), judged the same way against the rate at
+// the probe's start. A probe that
+// finds no better rate puts the limit back, and doubles the wait before
+// the next (up to poolRecheckMax), so that noise costs little.
 const (
 	poolStart       = 4
 	poolHeadroom    = 1.2
 	poolSpare       = 2
 	poolPoll        = 50 * time.Millisecond
+	poolRound       = 100 * time.Millisecond
 	recentLatencies = 32
+	poolFlatRounds  = 3
+	poolRecheck     = 2 * time.Second
+	poolSmooth      = 0.1
+	poolRecheckMax  = time.Minute
+	poolGain        = 1.25
+	poolPaced       = 0.9
 )
 
 // pool bounds the rows in progress with a limit beside the errgroup (whose
@@ -49,7 +78,9 @@ type pool struct {
 	cap         int
 
 	mu       sync.Mutex
-	limit    int // rows in progress at most; only grows
+	limit    int // rows in progress at most
+	maxLimit int // the largest limit reached
+	grewAt   time.Time
 	held     int // rows in progress
 	wake     chan struct{}
 	members  []*member // every Assigner created
@@ -60,6 +91,29 @@ type pool struct {
 	recent   [recentLatencies]time.Duration
 	recentN  int
 	ages     []time.Duration // scratch
+
+	pace func() float64 // the pacer's current rate
+	// Delivery rounds (see the constants). ceiling, when not 0, is where
+	// growth stopped paying.
+	done       int       // calls completed
+	roundStart time.Time // the current round's start
+	roundDone  int       // done at its start
+	roundEnd   int       // it ends when done reaches this
+	grew       bool      // the limit grew during it
+	best       float64   // the best delivery rate of a round, per second
+	lastRate   float64   // the last round's
+	smooth     float64   // the rounds' rates, smoothed (poolSmooth)
+	atCeiling  float64   // smooth when the ceiling was set
+	bestLimit  int       // the limit at the end of that round
+	flat       int       // rounds in a row that grew without gain
+	ceiling    int
+	// At the ceiling, slowSince is when the delivery rate fell well under
+	// the best; after recheck of that, the pool probes again.
+	slowSince  time.Time
+	recheck    time.Duration
+	probing    bool
+	probeLimit int // bestLimit when the probe began
+	probeCap   int // the most a probe may grow the limit to
 }
 
 type member struct {
@@ -67,9 +121,13 @@ type member struct {
 	since time.Time // start of the call in flight; zero when idle
 }
 
-func newPool(newAssigner func() (Assigner, error), qps float64, limitCap int) *pool {
-	p := &pool{newAssigner: newAssigner, qps: qps, cap: limitCap, wake: make(chan struct{}, 1)}
+// newPool returns a pool for qps, whose limit grows up to limitCap. pace,
+// if not nil, gives the pacer's current rate (lower than qps after a cut).
+func newPool(newAssigner func() (Assigner, error), qps float64, limitCap int, pace func() float64) *pool {
+	p := &pool{newAssigner: newAssigner, qps: qps, cap: limitCap, wake: make(chan struct{}, 1), pace: pace}
 	p.limit = min(limitCap, poolStart)
+	p.maxLimit, p.recheck = p.limit, poolRecheck
+	p.roundStart, p.roundEnd = time.Now(), poolStart
 	return p
 }
 
@@ -123,6 +181,21 @@ func (p *pool) signal() {
 // all in, the calls left in flight are the newest, and their ages would
 // ask for a pool no row needs.
 func (p *pool) growLocked(now time.Time) {
+	if p.limit >= p.cap || (p.ceiling > 0 && p.limit >= p.ceiling) || now.Sub(p.grewAt) < poolPoll {
+		return
+	}
+	// Until growth has been judged (no round yet) and while the pacer sets
+	// the rate, the pool may double every poolPoll; otherwise once a round,
+	// and by poolGain once a round has shown no gain or in a probe, so
+	// that the rounds that find growth useless cost little.
+	step := 2.0
+	switch {
+	case p.best == 0 || p.lastRate >= poolPaced*p.pacedLocked():
+	case p.grew:
+		return
+	case p.flat > 0 || p.probing:
+		step = poolGain
+	}
 	lat := time.Duration(0)
 	if p.recentN > 0 {
 		var sum time.Duration
@@ -142,7 +215,77 @@ func (p *pool) growLocked(now time.Time) {
 		lat = max(lat, 2*p.ages[len(p.ages)/2])
 	}
 	want := int(math.Ceil(poolHeadroom*p.qps*lat.Seconds())) + poolSpare + p.retrying
-	p.limit = max(p.limit, min(want, p.cap))
+	want = min(want, p.cap, max(p.limit+1, int(step*float64(p.limit))))
+	if p.ceiling > 0 {
+		want = min(want, p.ceiling)
+	}
+	if p.probing {
+		want = min(want, p.probeCap)
+	}
+	if want > p.limit {
+		p.limit, p.grew, p.grewAt = want, true, now
+		p.maxLimit = max(p.maxLimit, p.limit)
+	}
+}
+
+// pacedLocked is the rate the pacer allows now.
+func (p *pool) pacedLocked() float64 {
+	if p.pace == nil {
+		return p.qps
+	}
+	return min(p.qps, p.pace())
+}
+
+// roundLocked closes a delivery round when it has ended, and judges what
+// the limit's growth in it bought.
+func (p *pool) roundLocked(now time.Time) {
+	span := now.Sub(p.roundStart)
+	if p.done < p.roundEnd || span < poolRound {
+		return
+	}
+	rate := float64(p.done-p.roundDone) / span.Seconds()
+	p.lastRate = rate
+	if p.smooth == 0 {
+		p.smooth = rate
+	}
+	p.smooth += poolSmooth * (rate - p.smooth)
+	switch {
+	case rate >= poolGain*p.best:
+		p.best, p.bestLimit, p.flat = rate, p.limit, 0
+		if p.probing && p.limit >= p.probeCap {
+			p.probeCap *= 2 // growth still pays: the probe goes on
+		}
+	case p.grew && rate < poolPaced*p.pacedLocked():
+		p.flat++
+		if p.flat >= poolFlatRounds && p.ceiling == 0 {
+			p.ceiling = min(p.limit, max(poolStart, p.bestLimit+poolSpare))
+			p.limit, p.atCeiling = p.ceiling, p.smooth
+			// A probe that found nothing better waits twice as long
+			// before the next.
+			if p.probing && p.bestLimit == p.probeLimit {
+				p.recheck = min(2*p.recheck, poolRecheckMax)
+			} else {
+				p.recheck = poolRecheck
+			}
+			p.probing = false
+		}
+	}
+	switch {
+	case p.ceiling == 0 || p.smooth >= p.atCeiling/poolGain:
+		p.slowSince = time.Time{}
+	case p.slowSince.IsZero():
+		p.slowSince = p.roundStart
+	case now.Sub(p.slowSince) >= p.recheck:
+		// The service slowed down, for longer than a pause for garbage
+		// collection: let Little's law grow the pool again, and judge the
+		// growth against the rate it has now. A probe may at most double
+		// the limit it started from, so that noise taken for gains cannot
+		// run away with it.
+		p.ceiling, p.flat, p.slowSince = 0, 0, time.Time{}
+		p.probing, p.probeLimit = true, p.bestLimit
+		p.best, p.probeCap = rate, 2*p.limit
+	}
+	p.roundStart, p.roundDone, p.roundEnd, p.grew = now, p.done, p.done+max(p.calls+1, poolStart), false
 }
 
 // get returns an idle Assigner, or a new one.
@@ -189,6 +332,8 @@ func (p *pool) end(m *member, latency time.Duration) {
 	p.calls--
 	p.recent[p.recentN%recentLatencies] = latency
 	p.recentN++
+	p.done++
+	p.roundLocked(time.Now())
 }
 
 // waiting counts rows sleeping before a retry: they hold room in the pool.
@@ -198,10 +343,10 @@ func (p *pool) waiting(delta int) {
 	p.retrying += delta
 }
 
-// figures returns the largest limit reached (the limit only grows), the
-// most calls in flight at once, and the Assigners created.
+// figures returns the largest limit reached, the most calls in flight at
+// once, and the Assigners created.
 func (p *pool) figures() (limit, maxCalls, created int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.limit, p.maxCalls, len(p.members)
+	return p.maxLimit, p.maxCalls, len(p.members)
 }

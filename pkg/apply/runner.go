@@ -84,9 +84,9 @@ func Run(ctx context.Context, rows []plan.Row, newAssigner func() (Assigner, err
 	r := &runner{
 		cfg:   cfg,
 		pacer: NewPacer(cfg.QPS),
-		pool:  newPool(newAssigner, cfg.QPS, cfg.Workers),
 		stats: Stats{Rows: len(rows), Start: time.Now()},
 	}
+	r.pool = newPool(newAssigner, cfg.QPS, cfg.Workers, func() float64 { cur, _ := r.pacer.Rates(); return cur })
 	if cfg.fixedGuard > 0 {
 		r.pacer.fix(cfg.fixedGuard)
 	}

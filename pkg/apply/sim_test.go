@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -252,4 +253,64 @@ func TestSlowAnswersGrowThePool(t *testing.T) {
 			}
 		})
 	}
+}
+
+// queue stands in for a service (or a client's own CPU) that handles
+// calls one after another at rate per second: a call's time is the work
+// of every call in flight, so more calls in flight lengthen each one and
+// deliver no more. After switchAt calls it becomes a service that takes
+// slow for each call, whatever the number in flight.
+type queue struct {
+	rate     float64
+	switchAt int64
+	slow     time.Duration
+
+	inFlight, calls atomic.Int64
+}
+
+func (q *queue) Assign(r cas.Request, onWire func()) (cas.Result, *cas.Error) {
+	onWire()
+	n := q.inFlight.Add(1)
+	defer q.inFlight.Add(-1)
+	if q.switchAt > 0 && q.calls.Add(1) > q.switchAt {
+		time.Sleep(q.slow)
+	} else {
+		time.Sleep(max(time.Millisecond, time.Duration(float64(n)/q.rate*float64(time.Second))))
+	}
+	return cas.Result{RequestID: "R"}, nil
+}
+
+// Answers slowed by the calls themselves: Little's law alone would grow
+// the pool to its cap (2048 at --qps 10000), each call waiting longer for
+// the same rate. The pool stops where growth stops paying, and the rate
+// is the queue's.
+func TestPoolStopsWhereGrowthDoesNotPay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &queue{rate: 2000}
+		st, _ := collect(context.Background(), rowsN(20000), func() (Assigner, error) { return q, nil }, Config{QPS: MaxQPS})
+		if st.Workers > 128 || st.RequestRate() < 0.9*q.rate || st.Succeeded != 20000 {
+			t.Errorf("pool limit %d, %.0f requests/s, %d succeeded; want <= 128, >= %.0f, 20000", st.Workers, st.RequestRate(), st.Succeeded, 0.9*q.rate)
+		}
+	})
+}
+
+// A pool stopped by a queueing service grows again when the service later
+// answers slowly but takes any number of calls: the rate comes back.
+func TestPoolGrowsAgainWhenTheServiceSlows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &queue{rate: 50, switchAt: 1000, slow: 500 * time.Millisecond}
+		var firstAfter, last time.Time
+		var after atomic.Int64
+		st := Run(context.Background(), rowsN(3000), func() (Assigner, error) { return q, nil }, Config{QPS: 100}, func(o Outcome) error {
+			if q.calls.Load() > q.switchAt+500 && after.Add(1) == 1 {
+				firstAfter = o.Finished
+			}
+			last = o.Finished
+			return nil
+		})
+		rate := float64(after.Load()-1) / last.Sub(firstAfter).Seconds()
+		if rate < 90 || st.Succeeded != 3000 {
+			t.Errorf("after the service slowed: %.1f rows/s, pool limit %d, %d succeeded; want >= 90 (the pacer's 100), 3000", rate, st.Workers, st.Succeeded)
+		}
+	})
 }

@@ -99,11 +99,11 @@ var scenarios = []scenario{
 				s.Goodput >= 9.0 && s.Failed+s.NotAttempted == 0 && s.Succeeded == 300,
 			}, err
 		}},
-	{"memory", "300,000 rows, --qps 10000 --workers 32, emulator limit off: <= 48 MiB peak RSS",
+	{"memory", "300,000 rows, --qps 10000, emulator limit off: <= 48 MiB peak RSS",
 		func(b *bench, ctx context.Context) (result, error) {
-			s, _, rss, err := b.applyRun(ctx, "memory", 300_000, casemu.Config{RateLimit: -1}, "--qps", "10000", "--workers", "32")
+			s, _, rss, err := b.applyRun(ctx, "memory", 300_000, casemu.Config{RateLimit: -1}, "--qps", "10000")
 			return result{
-				fmt.Sprintf("%s, %d succeeded in %.1fs (%.0f requests/s)", rssFigure(rss, 48), s.Succeeded, s.ElapsedSec, s.RequestRate),
+				fmt.Sprintf("%s, %d succeeded in %.1fs (%.0f requests/s, pool limit %d)", rssFigure(rss, 48), s.Succeeded, s.ElapsedSec, s.RequestRate, s.PoolLimit),
 				rss > 0 && rss <= 48 && s.Succeeded == 300_000,
 			}, err
 		}},
