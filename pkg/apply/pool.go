@@ -44,29 +44,31 @@ func DefaultWorkers(qps float64, timeout time.Duration) int {
 // completion rate is its delivery rate. When the limit has grown in
 // poolFlatRounds rounds in a row without the best delivery rate rising by
 // poolGain, while that rate is under poolPaced of the pacer's (so the
-// pacer is not what holds the run back), more rows in progress do not pay:
-// the limit goes back to the one the best rate was reached with, plus
-// poolSpare, and stays there. A delivery rate (smoothed over rounds, as
-// one round's is noisy) under the one at that time by poolGain for
-// poolRecheck (the service slowed down) starts a probe: the limit may
-// grow again, by poolGain a round and to twice where it was (again
-// twice as long as that pays), judged the same way against the rate at
-// the probe's start. A probe that
-// finds no better rate puts the limit back, and doubles the wait before
-// the next (up to poolRecheckMax), so that noise costs little.
+// pacer is not what holds the run back), more rows in progress do not
+// pay: the limit goes back to the one the best rate was reached with,
+// plus poolSpare and the rows waiting to retry, and stays there.
+//
+// A delivery rate (smoothed over rounds, as one round's is noisy) under
+// the one at that time by poolGain for poolRecheck (the service slowed
+// down) starts a probe: the limit may grow again, by poolGain a round and
+// to twice where it was (again twice as long as that pays), judged the
+// same way against the rate at the probe's start. A probe that finds no
+// better rate puts the limit back, and doubles the wait before the next
+// (up to poolRecheckMax), so that noise costs little.
 const (
 	poolStart       = 4
 	poolHeadroom    = 1.2
 	poolSpare       = 2
 	poolPoll        = 50 * time.Millisecond
-	poolRound       = 100 * time.Millisecond
 	recentLatencies = 32
-	poolFlatRounds  = 3
-	poolRecheck     = 2 * time.Second
-	poolSmooth      = 0.1
-	poolRecheckMax  = time.Minute
-	poolGain        = 1.25
-	poolPaced       = 0.9
+
+	poolRound      = 100 * time.Millisecond
+	poolFlatRounds = 3
+	poolGain       = 1.25
+	poolPaced      = 0.9
+	poolSmooth     = 0.1
+	poolRecheck    = 2 * time.Second
+	poolRecheckMax = time.Minute
 )
 
 // pool bounds the rows in progress with a limit beside the errgroup (whose
@@ -104,9 +106,9 @@ type pool struct {
 	lastRate   float64   // the last round's
 	smooth     float64   // the rounds' rates, smoothed (poolSmooth)
 	atCeiling  float64   // smooth when the ceiling was set
-	bestLimit  int       // the limit at the end of that round
+	bestLimit  int       // the limit at the end of that round, less retries
 	flat       int       // rounds in a row that grew without gain
-	ceiling    int
+	ceiling    int       // rows in progress at most, but those waiting to retry
 	// At the ceiling, slowSince is when the delivery rate fell well under
 	// the best; after recheck of that, the pool probes again.
 	slowSince  time.Time
@@ -181,7 +183,7 @@ func (p *pool) signal() {
 // all in, the calls left in flight are the newest, and their ages would
 // ask for a pool no row needs.
 func (p *pool) growLocked(now time.Time) {
-	if p.limit >= p.cap || (p.ceiling > 0 && p.limit >= p.ceiling) || now.Sub(p.grewAt) < poolPoll {
+	if p.limit >= p.cap || (p.ceiling > 0 && p.limit >= p.ceiling+p.retrying) || now.Sub(p.grewAt) < poolPoll {
 		return
 	}
 	// Until growth has been judged (no round yet) and while the pacer sets
@@ -217,7 +219,7 @@ func (p *pool) growLocked(now time.Time) {
 	want := int(math.Ceil(poolHeadroom*p.qps*lat.Seconds())) + poolSpare + p.retrying
 	want = min(want, p.cap, max(p.limit+1, int(step*float64(p.limit))))
 	if p.ceiling > 0 {
-		want = min(want, p.ceiling)
+		want = min(want, p.ceiling+p.retrying)
 	}
 	if p.probing {
 		want = min(want, p.probeCap)
@@ -251,15 +253,17 @@ func (p *pool) roundLocked(now time.Time) {
 	p.smooth += poolSmooth * (rate - p.smooth)
 	switch {
 	case rate >= poolGain*p.best:
-		p.best, p.bestLimit, p.flat = rate, p.limit, 0
+		p.best, p.bestLimit, p.flat = rate, max(1, p.limit-p.retrying), 0
 		if p.probing && p.limit >= p.probeCap {
 			p.probeCap *= 2 // growth still pays: the probe goes on
 		}
 	case p.grew && rate < poolPaced*p.pacedLocked():
 		p.flat++
 		if p.flat >= poolFlatRounds && p.ceiling == 0 {
-			p.ceiling = min(p.limit, max(poolStart, p.bestLimit+poolSpare))
-			p.limit, p.atCeiling = p.ceiling, p.smooth
+			// The ceiling counts rows in progress but those waiting to
+			// retry, which hold room and send nothing.
+			p.ceiling = max(poolStart, min(p.limit-p.retrying, p.bestLimit+poolSpare))
+			p.limit, p.atCeiling = p.ceiling+p.retrying, p.smooth
 			// A probe that found nothing better waits twice as long
 			// before the next.
 			if p.probing && p.bestLimit == p.probeLimit {
