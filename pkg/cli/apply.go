@@ -103,6 +103,9 @@ func (e *env) applyCmd(dryRun bool) *cobra.Command {
 			if err != nil || e.checkOnly {
 				return err
 			}
+			if o.logFormat == "json" {
+				e.errLog = o.job.Log // the last line too must parse
+			}
 			return e.runApply(o, term)
 		},
 	}

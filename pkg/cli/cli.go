@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -65,6 +66,9 @@ type env struct {
 	ctx            context.Context
 	stdout, stderr io.Writer
 	checkOnly      bool
+	// errLog, when set (--log-format json), writes the final error line as
+	// a log record, so that a log shipper parses every line of stderr.
+	errLog *slog.Logger
 }
 
 // Run runs certalloc with args (without the program name) and returns the
@@ -72,7 +76,30 @@ type env struct {
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
 	cmd, err := e.root().ExecuteC(args)
+	if e.errLog != nil {
+		return exitCode(cmd, err, jsonLines{e.errLog, cmdName(cmd)})
+	}
 	return exitCode(cmd, err, stderr)
+}
+
+// jsonLines turns what exitCode writes ("NAME: message", in one write)
+// into one error record of log, the message whole, lines and all:
+// {"level":"ERROR","msg":"message","command":"NAME"}.
+type jsonLines struct {
+	log  *slog.Logger
+	name string
+}
+
+func (j jsonLines) Write(b []byte) (int, error) {
+	j.log.Error(strings.TrimPrefix(strings.TrimRight(string(b), "\n"), j.name+": "), "command", j.name)
+	return len(b), nil
+}
+
+func cmdName(cmd *cobra.Command) string {
+	if cmd == nil {
+		return "certalloc"
+	}
+	return cmd.CommandPath()
 }
 
 // checkArgs parses a command line as Run would, and validates it, without
@@ -162,10 +189,7 @@ func exitCode(cmd *cobra.Command, err error, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	name := "certalloc"
-	if cmd != nil {
-		name = cmd.CommandPath()
-	}
+	name := cmdName(cmd)
 	var (
 		ue usageError
 		ie *job.InputError

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -165,5 +166,30 @@ func TestHelpGoesToStdout(t *testing.T) {
 	Run(t.Context(), []string{"apply", "--help"}, &out, io.Discard)
 	if !strings.Contains(out.String(), "      --baseline string") || strings.Contains(out.String(), "  -baseline") {
 		t.Errorf("apply --help does not list --flags with two dashes:\n%s", out.String())
+	}
+}
+
+// With --log-format json every line on stderr is a JSON record, the final
+// error included: a log shipper must not drop the one line that says why
+// the run failed.
+func TestJSONLogErrorLine(t *testing.T) {
+	dir := t.TempDir()
+	plan := filepath.Join(dir, "dup.csv")
+	if err := os.WriteFile(plan, []byte("Id,CertTotalCount\n1,2\n1,3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI5tExample")
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "not-a-secret")
+	var errOut strings.Builder
+	code := Run(t.Context(), []string{"apply", "--log-format", "json", "--endpoint", "http://127.0.0.1:9", plan}, io.Discard, &errOut)
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	var last struct{ Level, Msg, Command string }
+	for _, line := range lines {
+		if err := json.Unmarshal([]byte(line), &last); err != nil {
+			t.Errorf("stderr line %q is not JSON: %v", line, err)
+		}
+	}
+	if code != ExitUsage || last.Level != "ERROR" || last.Command != "certalloc apply" || !strings.Contains(last.Msg, "dup.csv:3") {
+		t.Errorf("exit %d, last record %+v; want %d, an ERROR of certalloc apply naming dup.csv:3", code, last, ExitUsage)
 	}
 }
