@@ -33,6 +33,11 @@ func (r *run) onSend(row plan.Row) error {
 	return nil
 }
 
+// journalSync is how often the journal is flushed to disk: a power loss
+// loses at most this much of the record, whose rows --resume then sends
+// again (to the same totals).
+const journalSync = time.Second
+
 func (r *run) openJournal() error {
 	if err := os.Remove(r.c.FailuresPath); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove the last run's failures file: %w", err)
@@ -60,6 +65,7 @@ func (r *run) openJournal() error {
 		j.Close()
 		return err
 	}
+	j.SyncEvery(journalSync)
 	r.journal = j
 	r.files[srcJournal] = recordFile{r: j.ReaderAt(), cols: report.CurrentColumns()}
 	return nil

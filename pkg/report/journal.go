@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -31,6 +32,12 @@ type Journal struct {
 	// did not, and a "sending" row getting through after an outcome was
 	// lost would let the run send a row after it decided to stop.
 	failed error
+	// dirty says rows were written since the last sync; stop and stopped
+	// end the syncer SyncEvery starts. syncFile is (*os.File).Sync but in
+	// tests.
+	dirty         bool
+	stop, stopped chan struct{}
+	syncFile      func(*os.File) error
 }
 
 // OpenJournal opens the journal at path, creating it if needed, without
@@ -55,7 +62,55 @@ func OpenJournal(path string, private bool) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
-	return &Journal{f: f, path: path, size: fi.Size()}, nil
+	return &Journal{f: f, path: path, size: fi.Size(), syncFile: (*os.File).Sync}, nil
+}
+
+// SyncEvery has the journal's new rows flushed to disk every d until
+// Close, so that a power loss (not only a crash of the process, which
+// loses nothing written) loses at most the last d of the record. A failed
+// sync is a failed write: every later Append returns it, and the run stops
+// sending. Syncing each row instead would put a disk flush before every
+// request.
+func (j *Journal) SyncEvery(d time.Duration) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.stop != nil || j.f == nil {
+		return
+	}
+	j.stop, j.stopped = make(chan struct{}), make(chan struct{})
+	go func(stop, stopped chan struct{}) {
+		defer close(stopped)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				j.sync()
+			}
+		}
+	}(j.stop, j.stopped)
+}
+
+// sync flushes the rows written since the last sync, outside the lock: a
+// slow disk must not hold up the rows being appended meanwhile.
+func (j *Journal) sync() {
+	j.mu.Lock()
+	if j.f == nil || !j.dirty || j.failed != nil {
+		j.mu.Unlock()
+		return
+	}
+	f := j.f
+	j.dirty = false
+	j.mu.Unlock()
+	if err := j.syncFile(f); err != nil {
+		j.mu.Lock()
+		if j.failed == nil {
+			j.failed = fmt.Errorf("journal %s: flush to disk: %w", j.path, err)
+		}
+		j.mu.Unlock()
+	}
 }
 
 // Load reads every whole record already in the journal (left by a run that
@@ -142,6 +197,7 @@ func (j *Journal) write() error {
 		return j.failed
 	}
 	j.size += int64(n)
+	j.dirty = true
 	return nil
 }
 
@@ -160,14 +216,22 @@ func (j *Journal) Stat() (os.FileInfo, error) {
 // the final report.
 func (j *Journal) ReaderAt() io.ReaderAt { return j.f }
 
-// Close syncs and closes the journal.
+// Close stops the syncer, then syncs and closes the journal.
 func (j *Journal) Close() error {
+	j.mu.Lock()
+	stop, stopped := j.stop, j.stopped
+	j.stop = nil
+	j.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-stopped // it may be in a sync, which takes the lock
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.f == nil {
 		return nil
 	}
-	err := j.f.Sync()
+	err := j.syncFile(j.f)
 	if cerr := j.f.Close(); err == nil {
 		err = cerr
 	}
