@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +19,7 @@ import (
 	"github.com/certalloc/certalloc/pkg/apply"
 	"github.com/certalloc/certalloc/pkg/casemu"
 	"github.com/certalloc/certalloc/pkg/cli"
+	"github.com/certalloc/certalloc/pkg/proxytest"
 	"github.com/certalloc/certalloc/pkg/report"
 )
 
@@ -336,7 +335,7 @@ func TestIssue9TwoKeysOneAccount(t *testing.T) {
 // wire without any network: HTTPS goes through a local proxy that records
 // the CONNECT target and refuses the tunnel.
 func TestIssue9EndpointFromRegion(t *testing.T) {
-	proxy, targets := connectRecorder(t)
+	proxy, targets := proxytest.Recording(t)
 	dir := t.TempDir()
 	plan, _ := writePlan(t, dir, 1)
 	proxyEnv := []string{"HTTPS_PROXY=http://" + proxy, "https_proxy=", "HTTP_PROXY=", "http_proxy=", "NO_PROXY=", "no_proxy=",
@@ -521,37 +520,6 @@ func (w *statusRecorder) WriteHeader(code int) {
 }
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// connectRecorder is an HTTPS proxy that records each CONNECT target and
-// refuses the tunnel: nothing leaves the machine.
-func connectRecorder(t *testing.T) (addr string, targets <-chan string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	ch := make(chan string, 64)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				ch <- req.Method + " " + req.Host
-				c.Write([]byte("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
-			}()
-		}
-	}()
-	return ln.Addr().String(), ch
-}
 
 // writePlanFrom writes n rows with Ids first+1 ... first+n.
 func writePlanFrom(t *testing.T, path string, first int64, n int) string {

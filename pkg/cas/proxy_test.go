@@ -1,8 +1,6 @@
 package cas
 
 import (
-	"bufio"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certalloc/certalloc/pkg/proxytest"
 )
 
 // net/http reads the proxy variables once per process, at first use, so
@@ -33,50 +33,13 @@ func inChild(t *testing.T) bool {
 	return false
 }
 
-// recordingProxy accepts CONNECT requests, records their target and
-// refuses them: nothing leaves the machine.
-func recordingProxy(t *testing.T) (addr string, targets <-chan string) {
-	t.Helper()
-	return refusingProxy(t, http.StatusForbidden)
-}
-
-// refusingProxy is recordingProxy refusing with the given status.
-func refusingProxy(t *testing.T, status int) (addr string, targets <-chan string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	ch := make(chan string, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				ch <- req.Method + " " + req.Host
-				fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status, http.StatusText(status))
-			}()
-		}
-	}()
-	return ln.Addr().String(), ch
-}
-
 // The host a region resolves to is the one the client connects to: proved
 // through HTTPS_PROXY, by the CONNECT target, with no network.
 func TestEndpointOnTheWire(t *testing.T) {
 	if !inChild(t) {
 		return
 	}
-	addr, targets := recordingProxy(t)
+	addr, targets := proxytest.Recording(t)
 	t.Setenv("HTTPS_PROXY", "http://"+addr)
 	t.Setenv("https_proxy", "")
 	t.Setenv("NO_PROXY", "")
@@ -181,7 +144,7 @@ func TestProxyRefusals(t *testing.T) {
 	} {
 		addr := closedAddr
 		if tt.status != 0 {
-			addr, _ = refusingProxy(t, tt.status)
+			addr, _ = proxytest.Refusing(t, tt.status)
 		}
 		// net/http reads the variable once per process, so the
 		// transport's proxy function is pointed at each proxy directly.
