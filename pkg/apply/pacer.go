@@ -73,8 +73,10 @@ const maxHold = 5 * time.Second
 // any interval of length T holds at most 1 + qps·T sends. Behind it, a
 // ring of the last ceil(qps) send times holds back any send that would put
 // more than ceil(qps) sends into one window of one second plus a guard.
-// The guard adapts to arrival jitter; the bucket's rate adapts (AIMD, see
-// aimd) to throttling the guard cannot explain. An x-acs-retry-after from
+// The guard adapts to arrival jitter, and once the limit has shown that
+// arrivals come late, each send's stamp moves to its estimated arrival
+// (see answered); the bucket's rate adapts (AIMD, see aimd) to throttling
+// neither can explain. An x-acs-retry-after from
 // the service holds every send until it has passed, and a little longer at
 // random. A cut or a hold replaces the bucket, so that the new pace applies
 // from the next send.
