@@ -41,14 +41,14 @@ const (
 	// narrowFloor keeps a narrow send's window above one second.
 	narrowFloor = MinGuard / 2
 	// A round trip longer than the shortest lately seen is taken, once the
-	// service has shown that arrivals are late (see lateness), as that
+	// service has shown that arrivals are late (see answered), as that
 	// much later an arrival: its send's stamp moves by the excess, up to
 	// maxLate, so that the send that reuses its slot leaves that much
 	// later. maxLate stops one slow answer of an uneven service from
 	// costing more than a tenth of a second.
 	maxLate = 100 * time.Millisecond
 	// lateForget is how much of the lateness weight one clean answer takes
-	// away: in about 300 answers (30s at 10/s) without a throttle telling
+	// away: after 1000 answers (100s at 10/s) without a throttle telling
 	// otherwise, round trips are taken to say nothing about arrivals.
 	lateForget = 1.0 / 1000
 	// rttEpoch is how many answers the shortest round trip is taken over,
@@ -76,10 +76,9 @@ const maxHold = 5 * time.Second
 // The guard adapts to arrival jitter, and once the limit has shown that
 // arrivals come late, each send's stamp moves to its estimated arrival
 // (see answered); the bucket's rate adapts (AIMD, see aimd) to throttling
-// neither can explain. An x-acs-retry-after from
-// the service holds every send until it has passed, and a little longer at
-// random. A cut or a hold replaces the bucket, so that the new pace applies
-// from the next send.
+// neither can explain. An x-acs-retry-after from the service holds every
+// send until it has passed, and a little longer at random. A cut or a hold
+// replaces the bucket, so that the new pace applies from the next send.
 type Pacer struct {
 	maxQPS float64
 
@@ -96,7 +95,7 @@ type Pacer struct {
 	guard, widest time.Duration
 	lastThrottle  time.Time
 	// late is the weight (0 to 1) of a round trip's excess over the
-	// shortest in the arrival the pacer assumes for its send; see OnAnswer.
+	// shortest in the arrival the pacer assumes for its send; see answered.
 	late float64
 	// rttMin holds the shortest round trip of the current epoch of answers
 	// and of the previous one; rttN counts the current epoch's answers.
@@ -291,10 +290,10 @@ func (p *Pacer) answered(t *Ticket, now time.Time, counted bool) {
 	if sent.IsZero() {
 		sent = t.at
 	}
-	rtt := now.Sub(sent)
-	if rtt <= 0 || sent.IsZero() {
+	if sent.IsZero() || !now.After(sent) {
 		return
 	}
+	rtt := now.Sub(sent)
 	if p.rttN == rttEpoch {
 		p.rttMin = [2]time.Duration{0, p.rttMin[0]}
 		p.rttN = 0
