@@ -63,7 +63,7 @@ const (
 	recentLatencies = 32
 
 	poolRound      = 100 * time.Millisecond
-	poolFlatRounds = 3
+	poolFlatRounds = 2
 	poolGain       = 1.25
 	poolPaced      = 0.9
 	poolSmooth     = 0.1
