@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
@@ -66,6 +68,34 @@ type Client struct {
 // credentials provider. It fails, with a Fatal *Error, when a proxy
 // environment variable would fail every call.
 func NewClients(cfg Config, n int) ([]*Client, error) {
+	f, err := NewFactory(cfg, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Client, n)
+	for i := range out {
+		if out[i], err = f.New(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Factory makes up to n clients, as they are needed, that share one
+// connection pool (sized for n) and one credentials provider: a run whose
+// calls in flight stay few makes few, where --workers may allow 2048.
+type Factory struct {
+	cfg    Config
+	shared *http.Transport
+	mu     sync.Mutex
+	left   int
+}
+
+// NewFactory checks cfg, makes the shared connection pool and one client
+// (so that a setup error shows before any call), and returns a factory
+// for n clients. It fails, with a Fatal *Error, when a proxy environment
+// variable would fail every call.
+func NewFactory(cfg Config, n int) (*Factory, error) {
 	if cfg.Credentials == nil {
 		return nil, errors.New("no credentials")
 	}
@@ -88,23 +118,41 @@ func NewClients(cfg Config, n int) ([]*Client, error) {
 	if e := checkProxyEnv(cfg.Endpoint, shared.Proxy); e != nil {
 		return nil, e
 	}
-	out := make([]*Client, n)
-	for i := range out {
-		rt := &roundTripper{t: shared}
-		sc := sdk.NewConfig()
-		sc.AutoRetry = false // retries, with backoff and throttling, are the runner's
-		sc.Transport = rt
-		sc.Scheme = strings.ToUpper(cfg.Endpoint.Scheme)
-		sc.UserAgent = cfg.UserAgent
-		c, err := sdk.NewClientWithOptions(cfg.Region, sc, cfg.Credentials)
-		if err != nil {
-			return nil, fmt.Errorf("set up the SDK client: %s", cfg.Credentials.Redact(err.Error()))
-		}
-		c.SetReadTimeout(cfg.Timeout)
-		c.SetConnectTimeout(cfg.ConnectTimeout)
-		out[i] = &Client{sdk: c, rt: rt, cfg: &cfg, creds: cfg.Credentials}
+	f := &Factory{cfg: cfg, shared: shared, left: n}
+	if _, err := f.client(); err != nil {
+		return nil, err
 	}
-	return out, nil
+	return f, nil
+}
+
+// New returns a new client, or an error once n have been made.
+func (f *Factory) New() (*Client, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.left <= 0 {
+		return nil, errors.New("more clients than the factory was made for")
+	}
+	c, err := f.client()
+	if err == nil {
+		f.left--
+	}
+	return c, err
+}
+
+func (f *Factory) client() (*Client, error) {
+	rt := &roundTripper{t: f.shared}
+	sc := sdk.NewConfig()
+	sc.AutoRetry = false // retries, with backoff and throttling, are the runner's
+	sc.Transport = rt
+	sc.Scheme = strings.ToUpper(f.cfg.Endpoint.Scheme)
+	sc.UserAgent = f.cfg.UserAgent
+	c, err := sdk.NewClientWithOptions(f.cfg.Region, sc, f.cfg.Credentials)
+	if err != nil {
+		return nil, fmt.Errorf("set up the SDK client: %s", f.cfg.Credentials.Redact(err.Error()))
+	}
+	c.SetReadTimeout(f.cfg.Timeout)
+	c.SetConnectTimeout(f.cfg.ConnectTimeout)
+	return &Client{sdk: c, rt: rt, cfg: &f.cfg, creds: f.cfg.Credentials}, nil
 }
 
 // Assign makes one call. Every call builds a fresh request: the SDK mutates

@@ -101,24 +101,14 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 		cfg.Deadline = c.Started.Add(c.Deadline) // the budget includes reading the plan
 	}
 	workers := min(c.Workers, max(1, len(todo)))
-	clients, err := cas.NewClients(cas.Config{Endpoint: c.Endpoint, Region: c.Region, Timeout: c.Timeout, Credentials: creds,
+	clients, err := cas.NewFactory(cas.Config{Endpoint: c.Endpoint, Region: c.Region, Timeout: c.Timeout, Credentials: creds,
 		UserAgent: c.UserAgent}, workers)
 	if err != nil {
 		return nil, err
 	}
-	// Made up front (half a KiB each, sharing one connection pool) and
-	// handed out as the runner's pool grows.
-	var handed sync.Mutex
-	newAssigner := func() (apply.Assigner, error) {
-		handed.Lock()
-		defer handed.Unlock()
-		if len(clients) == 0 {
-			return nil, errors.New("more calls in flight than --workers")
-		}
-		cl := clients[len(clients)-1]
-		clients = clients[:len(clients)-1]
-		return cl, nil
-	}
+	// Made as the runner's pool grows (half a KiB each, sharing one
+	// connection pool), at most workers.
+	newAssigner := func() (apply.Assigner, error) { return clients.New() }
 
 	r.log.Info("applying", "plan", c.PlanPath, "rows", len(todo), "endpoint", c.Endpoint.String(), "region", c.Region,
 		"credentials", creds.Source, "access_key_id", creds.AccessKeyID, "qps", c.QPS, "workers", workers)
