@@ -194,3 +194,23 @@ func TestAssignCallsOnWireOnce(t *testing.T) {
 		t.Errorf("Assign to nothing: %v, onWire called %d times; want ConnectionRefused, not maybe applied, and no call", e, calls)
 	}
 }
+
+// A factory makes clients on demand, up to the number it was made for.
+func TestFactoryMakesUpToN(t *testing.T) {
+	creds, err := StaticCredentials("AKID", "sekret", "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFactory(Config{Endpoint: Endpoint{Scheme: "http", Host: "127.0.0.1:1"}, Credentials: creds}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, errA := f.New()
+	b, errB := f.New()
+	if errA != nil || errB != nil || a == b || a.rt == b.rt || a.rt.t != b.rt.t {
+		t.Fatalf("New, New = %v, %v; want two clients with their own round trippers on one transport", errA, errB)
+	}
+	if _, err := f.New(); err == nil {
+		t.Error("a third New succeeded; want an error past n")
+	}
+}

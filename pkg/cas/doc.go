@@ -6,8 +6,8 @@
 //
 //   - An sdk.Client is not safe for concurrent use: each call writes the
 //     client's http.Client timeout and, given an *http.Transport, rewrites
-//     its dialer, TLS config and proxy. NewClients therefore returns one
-//     Client per worker, all sharing one transport hidden behind a
+//     its dialer, TLS config and proxy. A Factory therefore makes one
+//     Client per call in flight, all sharing one transport hidden behind a
 //     RoundTripper that is not an *http.Transport, so the SDK leaves it
 //     alone.
 //   - The credentials providers fill in fields lazily, without locks.
@@ -46,7 +46,7 @@
 // failure, a proxy that refuses the tunnel or a bad proxy variable leave it
 // false. The SDK parses HTTP(S)_PROXY with url.Parse and compiles each
 // NO_PROXY entry as a regular expression on every call, loopback endpoints
-// included, so one malformed variable fails every row: NewClients checks
+// included, so one malformed variable fails every row: NewFactory checks
 // them first and reports the variable by name, never its value. A proxy
 // that refuses the tunnel is named as the cause (ProxyRefused), never the
 // endpoint: run-fatal when the refusal would repeat for every row (403,
