@@ -269,14 +269,14 @@
 // number: at --qps 10000 on two cores certalloc's CPU, not the service,
 // sets the latency, and the latency more calls cause asked for more calls
 // still, up to the 2048 cap (231 MiB for 300,000 rows). So growth must pay
-// (see pool.go): calls complete in rounds, and when three rounds of
-// growth raise the completion rate by less than 25% while it is under 90%
-// of the pacer's, the limit returns to where the best rate was reached. A
-// rate that later stays a fifth under that for 2s (the service slowed)
-// starts a probe. Measured with certalloc bench's memory scenario, default
-// flags: pool limit 32-57, 46.4-47.2 MiB, 6000-6400 requests/s. At the
-// service's 10/s the pacer sets the rate, and the pool grows as before
-// (slow answers: 24 at 1.5s, 65 at 5s).
+// (see pool.go): calls complete in rounds, and when two rounds of growth
+// raise the completion rate by less than 25% while it is under 90% of the
+// pacer's, the limit returns to where the best rate was reached. A rate
+// that later stays a fifth under that for 2s (the service slowed) starts a
+// probe. Measured with certalloc bench's memory scenario, default flags,
+// five runs: largest pool limit 17-46, 42.3-44.6 MiB, 5800-6800
+// requests/s. At the service's 10/s the pacer sets the rate, and the pool
+// grows as before (slow answers: 24 at 1.5s, 65 at 5s).
 //
 // The package knows nothing of the SDK: it calls Assigners, which pkg/cas
 // provides.
