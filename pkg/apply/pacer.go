@@ -280,17 +280,21 @@ func (t *Ticket) OnWire() {
 	t.wire = now
 }
 
-// answered learns the send's round trip and, for a send the service
-// counted, moves its stamp towards the arrival the round trip suggests:
-// by late × (round trip - the shortest lately seen), at most maxLate, and
-// only while the slot is still this send's. The next send in the slot is
-// spaced from there. Called with p.mu held.
+// answered learns the round trip of a send the service counted, and moves
+// its stamp towards the arrival the round trip suggests: by late × (round
+// trip - the shortest lately seen), at most maxLate, and only while the
+// slot is still this send's. The next send in the slot is spaced from
+// there. A throttled send (counted false) teaches nothing. Called with
+// p.mu held.
 func (p *Pacer) answered(t *Ticket, now time.Time, counted bool) {
 	sent := t.wire
 	if sent.IsZero() {
 		sent = t.at
 	}
-	if sent.IsZero() || !now.After(sent) {
+	// A throttle's round trip is left out: a gateway that refuses a call
+	// answers sooner than the service that handles one, and the shortest
+	// round trip must be of the calls whose stamps move.
+	if !counted || sent.IsZero() || !now.After(sent) {
 		return
 	}
 	rtt := now.Sub(sent)
@@ -306,7 +310,7 @@ func (p *Pacer) answered(t *Ticket, now time.Time, counted bool) {
 	if p.rttMin[1] > 0 {
 		shortest = min(shortest, p.rttMin[1])
 	}
-	if !counted || p.late == 0 || p.fixed {
+	if p.late == 0 || p.fixed {
 		return
 	}
 	if s := &p.ring[t.slot]; s.seq == t.seq {
