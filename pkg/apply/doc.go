@@ -150,9 +150,9 @@
 // Measured in the simulation (sim_test.go), medians of 15 runs of 300
 // rows at 10/s, fixed 10ms guard in brackets: with 40±30ms each way,
 // 0.7% of requests throttled and 9.25 rows/s (8.0%, 9.07); with 40±30ms
-// on the way there only, as pkg/casemu draws it, 0.7% and 9.39 (8.0%,
-// 9.09); with the jitter hidden from the round trip, 3.8% and 8.97 (8.0%,
-// 9.10); with 5% spurious throttles, 9.22 rows/s (9.40); on a clean
+// on the way there only, as pkg/casemu draws it, 0.7% and 9.41 (8.0%,
+// 9.09); with the jitter hidden from the round trip, 3.5% and 8.99 (8.0%,
+// 9.10); with 5% spurious throttles, 9.26 rows/s (9.40); on a clean
 // network, 9.90 (9.90), and with a service taking 20-80ms, 9.91 (9.91).
 //
 // # Sharing the quota
