@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,16 +179,7 @@ func TestDeployedCommandsRunThreeNights(t *testing.T) {
 				if night == 0 && !strings.Contains(p.stderr.String(), "the baseline does not exist yet or is empty") {
 					t.Errorf("night 1 did not say the baseline is new:\n%s", p.stderr.String())
 				}
-				after := appliedCounts(emu)
-				for _, r := range plan {
-					want := 1
-					if before[r.ID].done(r.Count) {
-						want = 0
-					}
-					if got := after[r.ID] - applied[r.ID]; got != want {
-						t.Errorf("night %d: Id %d sent %d times; want %d", night+1, r.ID, got, want)
-					}
-				}
+				checkSentOnce(t, fmt.Sprintf("night %d", night+1), plan, before, applied, appliedCounts(emu))
 				checkFinalReport(t, R, plan, true)
 			}
 			if name != "README cron line" { // cron runs as root, and may write /etc

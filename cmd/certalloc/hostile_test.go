@@ -109,15 +109,6 @@ func TestHostileAnswers(t *testing.T) {
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("--resume: exit %d\n%s\n%s", code, p.stdout.String(), p.stderr.String())
 	}
-	after := appliedCounts(emu)
-	for _, r := range plan {
-		want := 1
-		if record[r.ID].done(r.Count) {
-			want = 0
-		}
-		if got := after[r.ID] - applied[r.ID]; got != want {
-			t.Errorf("Id %d (record %+v): sent %d times by --resume; want %d", r.ID, record[r.ID], got, want)
-		}
-	}
+	checkSentOnce(t, "--resume", plan, record, applied, appliedCounts(emu))
 	checkFinalReport(t, reportPath, plan, true)
 }

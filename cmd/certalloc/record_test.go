@@ -111,6 +111,22 @@ func appliedCounts(emu *casemu.Server) map[int64]int {
 	return m
 }
 
+// checkSentOnce checks what a run that finished sent, from the emulator's
+// applied counts before and after it: nothing for a row the record before
+// it had done, once for every other row.
+func checkSentOnce(t *testing.T, what string, plan []planRow, record map[int64]recState, before, after map[int64]int) {
+	t.Helper()
+	for _, r := range plan {
+		want := 1
+		if record[r.ID].done(r.Count) {
+			want = 0
+		}
+		if got := after[r.ID] - before[r.ID]; got != want {
+			t.Errorf("%s: Id %d (record %+v) sent %d times; want %d", what, r.ID, record[r.ID], got, want)
+		}
+	}
+}
+
 // checkFinalReport checks a report a run completed: one row per plan row,
 // in plan order, each on its plan line, and every row succeeded with the
 // plan's total.
