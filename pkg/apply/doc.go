@@ -132,8 +132,9 @@
 //
 // where d_min is the shortest way there: no pair can share a second, at
 // the cost of the mean excess, E[d] - d_min, on each window, and with no
-// need for g to widen. For 40±30ms (cut at 0, E[d] = 43ms) that is
-// 10/(1.01s + 43ms) = 9.50 rows/s with next to no throttle, against at
+// need for g to widen. For 40±30ms with negative draws taken as 0, as
+// pkg/casemu draws it (E[d] = 41ms, d_min = 0), that is
+// 10/(1.01s + 41ms) = 9.51 rows/s with next to no throttle, against at
 // best 9.12 with the guard alone. When the way back varies as much, the
 // excess doubles (about 9.2 rows/s), still with next to no throttle.
 //
