@@ -76,23 +76,15 @@ type env struct {
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
 	cmd, err := e.root().ExecuteC(args)
-	if e.errLog != nil {
-		return exitCode(cmd, err, jsonLines{e.errLog, cmdName(cmd)})
+	code, msg := exitCode(cmd, err)
+	switch name := cmdName(cmd); {
+	case msg == "":
+	case e.errLog != nil:
+		e.errLog.Error(msg, "command", name)
+	default:
+		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
 	}
-	return exitCode(cmd, err, stderr)
-}
-
-// jsonLines turns what exitCode writes ("NAME: message", in one write)
-// into one error record of log, the message whole, lines and all:
-// {"level":"ERROR","msg":"message","command":"NAME"}.
-type jsonLines struct {
-	log  *slog.Logger
-	name string
-}
-
-func (j jsonLines) Write(b []byte) (int, error) {
-	j.log.Error(strings.TrimPrefix(strings.TrimRight(string(b), "\n"), j.name+": "), "command", j.name)
-	return len(b), nil
+	return code
 }
 
 func cmdName(cmd *cobra.Command) string {
@@ -182,26 +174,26 @@ func exactlyOne(what string) cobra.PositionalArgs {
 	}
 }
 
-// exitCode reports err, naming the command the user typed, and picks the
-// exit code for it. A usage error gets one line and the usage line, not
-// the whole help.
-func exitCode(cmd *cobra.Command, err error, stderr io.Writer) int {
+// exitCode picks the exit code for err and the message that reports it,
+// to follow the name of the command the user typed. A usage error gets
+// one line and the usage line, not the whole help.
+func exitCode(cmd *cobra.Command, err error) (code int, msg string) {
 	if err == nil {
-		return ExitOK
+		return ExitOK, ""
 	}
-	name := cmdName(cmd)
 	var (
 		ue usageError
 		ie *job.InputError
 		re *job.RunError
 		se SignalError
 	)
-	code := ExitFatal
+	code = ExitFatal
 	switch {
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		name := cmdName(cmd)
 		switch {
 		case cmd == nil:
+			return ExitUsage, err.Error()
 		case cmd.HasAvailableSubCommands():
 			var names []string
 			for _, c := range cmd.Commands() {
@@ -209,11 +201,10 @@ func exitCode(cmd *cobra.Command, err error, stderr io.Writer) int {
 					names = append(names, c.Name())
 				}
 			}
-			fmt.Fprintf(stderr, "Usage: %s COMMAND (%s)\nRun '%s --help' for more.\n", name, strings.Join(names, ", "), name)
+			return ExitUsage, fmt.Sprintf("%v\nUsage: %s COMMAND (%s)\nRun '%s --help' for more.", err, name, strings.Join(names, ", "), name)
 		default:
-			fmt.Fprintf(stderr, "Usage: %s\nRun '%s --help' for the flags and examples.\n", cmd.UseLine(), name)
+			return ExitUsage, fmt.Sprintf("%v\nUsage: %s\nRun '%s --help' for the flags and examples.", err, cmd.UseLine(), name)
 		}
-		return ExitUsage
 	case errors.As(err, &ie):
 		code = ExitUsage
 	case errors.Is(err, job.ErrLocked):
@@ -221,11 +212,7 @@ func exitCode(cmd *cobra.Command, err error, stderr io.Writer) int {
 	case errors.As(err, &re):
 		code = re.Code
 	case errors.As(err, &se):
-		fmt.Fprintf(stderr, "%s: %v before anything was sent; no file was changed\n", name, se)
-		return se.ExitCode()
+		return se.ExitCode(), fmt.Sprintf("%v before anything was sent; no file was changed", se)
 	}
-	if msg := err.Error(); msg != "" {
-		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
-	}
-	return code
+	return code, err.Error()
 }
