@@ -123,8 +123,8 @@ type member struct {
 	since time.Time // start of the call in flight; zero when idle
 }
 
-// newPool returns a pool for qps, whose limit grows up to limitCap. pace,
-// if not nil, gives the pacer's current rate (lower than qps after a cut).
+// newPool returns a pool for qps, whose limit grows up to limitCap. pace
+// gives the pacer's current rate (lower than qps after a cut).
 func newPool(newAssigner func() (Assigner, error), qps float64, limitCap int, pace func() float64) *pool {
 	p := &pool{newAssigner: newAssigner, qps: qps, cap: limitCap, wake: make(chan struct{}, 1), pace: pace}
 	p.limit = min(limitCap, poolStart)
@@ -231,12 +231,7 @@ func (p *pool) growLocked(now time.Time) {
 }
 
 // pacedLocked is the rate the pacer allows now.
-func (p *pool) pacedLocked() float64 {
-	if p.pace == nil {
-		return p.qps
-	}
-	return min(p.qps, p.pace())
-}
+func (p *pool) pacedLocked() float64 { return min(p.qps, p.pace()) }
 
 // roundLocked closes a delivery round when it has ended, and judges what
 // the limit's growth in it bought.
