@@ -46,7 +46,13 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 		led = newLedger(rows)
 	}
 	if c.BaselinePath != "" {
-		exists, err := led.readBaseline(ctx, c.BaselinePath)
+		var files [nSources]recordFile
+		exists, err := led.readBaseline(ctx, c.BaselinePath, &files)
+		for _, f := range files {
+			if f.f != nil {
+				f.f.Close()
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -66,7 +72,7 @@ func Plan(ctx context.Context, c Config) (*PlanResult, error) {
 			res.Sum += int64(r.CertTotalCount)
 			if led != nil && led.base != nil {
 				switch b := led.base[p]; {
-				case b.status == stNone:
+				case b.status() == stNone:
 					res.New++
 				case led.unchanged(p):
 					res.Unchanged++

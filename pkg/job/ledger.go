@@ -21,15 +21,9 @@ type ledger struct {
 	rows  []plan.Row
 	byID  []int32 // positions in rows, sorted by Id
 	slots []slot
-	// base is each row's latest record in the --baseline (8 bytes a row;
-	// nil without one).
-	base []latest
-}
-
-// latest is a row's latest record, as far as deciding what to send needs.
-type latest struct {
-	count  int32
-	status status
+	// base is each row's latest record in the --baseline (16 bytes a
+	// row; nil without one): an unchanged row is made from it.
+	base []slot
 }
 
 type slot struct {
@@ -41,20 +35,27 @@ type slot struct {
 	bits uint32
 }
 
-const lenBits = 24
+// Bit positions in slot.bits: the length, then 3 bits of source, 2 of
+// status, 3 of disposition.
+const (
+	lenBits   = 24
+	srcShift  = lenBits
+	stShift   = srcShift + 3
+	doShift   = stShift + 2
+	fieldMask = 7
+)
 
 func (s *slot) len() int32          { return int32(s.bits & (1<<lenBits - 1)) }
-func (s *slot) src() source         { return source(s.bits >> lenBits & 3) }
-func (s *slot) status() status      { return status(s.bits >> (lenBits + 2) & 3) }
-func (s *slot) do() disposition     { return disposition(s.bits >> (lenBits + 4) & 7) }
-func (s *slot) setDo(d disposition) { s.bits = s.bits&^(7<<(lenBits+4)) | uint32(d)<<(lenBits+4) }
-func (s *slot) latest() latest      { return latest{s.count, s.status()} }
+func (s *slot) src() source         { return source(s.bits >> srcShift & 7) }
+func (s *slot) status() status      { return status(s.bits >> stShift & 3) }
+func (s *slot) do() disposition     { return disposition(s.bits >> doShift & 7) }
+func (s *slot) setDo(d disposition) { s.bits = s.bits&^(fieldMask<<doShift) | uint32(d)<<doShift }
 
 // set makes the record at off, n bytes long, the row's latest; the
 // disposition stays.
 func (s *slot) set(src source, off, n int64, st status, count int32) {
 	s.off, s.count = off, count
-	s.bits = s.bits&(7<<(lenBits+4)) | uint32(n)&(1<<lenBits-1) | uint32(src)<<lenBits | uint32(st)<<(lenBits+2)
+	s.bits = s.bits&(fieldMask<<doShift) | uint32(n)&(1<<lenBits-1) | uint32(src)<<srcShift | uint32(st)<<stShift
 }
 
 // source is the file a slot's latest record is in.
@@ -64,10 +65,13 @@ const (
 	srcNone source = iota
 	srcReport
 	srcJournal
-	srcBaseline // read into base, never copied from
+	srcBaseReport // a --baseline that is another file, and its journal:
+	srcBaseJournal
+	nSources
 )
 
-// status of a row's latest record. Only succeeded means done: a failure,
+// status of a row's latest record. Only succeeded (or unchanged, which
+// carries a success) means done: a failure,
 // a lost answer, a record of a send with no outcome after it (a crash) all
 // leave the row to be sent again, whatever came before.
 type status uint8
@@ -131,14 +135,14 @@ func (l *ledger) note(src source, rec *report.Record) (inPlan bool) {
 		return false
 	}
 	st := stOther
-	if rec.Status == report.Succeeded {
+	if report.Done(rec.Status) {
 		st = stSucceeded
 	}
-	if src == srcBaseline {
-		l.base[p] = latest{rec.CertTotalCount, st}
-		return true
+	slots := l.slots
+	if src == srcBaseReport || src == srcBaseJournal {
+		slots = l.base
 	}
-	l.slots[p].set(src, rec.Off, rec.Len, st, rec.CertTotalCount)
+	slots[p].set(src, rec.Off, rec.Len, st, rec.CertTotalCount)
 	return true
 }
 
@@ -151,19 +155,26 @@ func (l *ledger) noteJournal(p int, off, n int64, st status, count int32) {
 // unchanged reports whether row p's latest record in the baseline is a
 // success with today's total.
 func (l *ledger) unchanged(p int) bool {
-	return l.base != nil && l.base[p].status == stSucceeded && l.base[p].count == l.rows[p].CertTotalCount
+	return l.base != nil && l.base[p].status() == stSucceeded && l.base[p].count == l.rows[p].CertTotalCount
 }
 
-// readBaseline reads a baseline report and its journal into base.
-func (l *ledger) readBaseline(ctx context.Context, path string) (exists bool, err error) {
-	l.base = make([]latest, len(l.rows))
+// readBaseline reads a baseline report and its journal into base. The
+// files that have records are left open in files, for the unchanged rows
+// of the final report to be made from; the caller closes them.
+func (l *ledger) readBaseline(ctx context.Context, path string, files *[nSources]recordFile) (exists bool, err error) {
+	l.base = make([]slot, len(l.rows))
 	var pr prior
-	_, err = l.readFile(ctx, path, srcBaseline, &pr)
-	if err == nil {
-		_, err = l.readFile(ctx, report.JournalPath(path), srcBaseline, &pr)
-	}
-	if err != nil {
-		return false, readError("--baseline: ", err)
+	for _, f := range []struct {
+		path string
+		src  source
+	}{{path, srcBaseReport}, {report.JournalPath(path), srcBaseJournal}} {
+		cols, file, err := l.readOpen(ctx, f.path, f.src, &pr)
+		if err != nil {
+			return false, readError("--baseline: ", err)
+		}
+		if file != nil {
+			files[f.src] = recordFile{r: file, cols: cols, f: file}
+		}
 	}
 	return pr.exists, nil
 }
@@ -195,7 +206,7 @@ func (l *ledger) record(ctx context.Context, name string, src source, pr *prior,
 		}
 		*cols = c
 		pr.exists = true
-		if rec.Status == report.Succeeded || rec.Status == report.Sending || rec.Attempts > 0 {
+		if report.Done(rec.Status) || rec.Status == report.Sending || rec.Attempts > 0 {
 			pr.applied++
 		}
 		if !l.note(src, rec) && pr.foreign == 0 {
@@ -258,16 +269,29 @@ func (l *ledger) scanFile(ctx context.Context, f *os.File, path string, src sour
 // writeReport writes the final report: one row per plan row, in plan
 // order, each the row's latest record (copied from the previous report or
 // the journal) or, for rows this run did not send, a row saying why.
-func (l *ledger) writeReport(w io.Writer, files [3]recordFile, rc rowContext) error {
+func (l *ledger) writeReport(w io.Writer, files *[nSources]recordFile, rc rowContext) error {
 	buf := make([]byte, 0, 64<<10)
 	var rec []byte
+	// read returns the bytes of the record s points to.
+	read := func(s *slot) (*recordFile, []byte, error) {
+		f := &files[s.src()]
+		if n := int(s.len()); cap(rec) < n {
+			rec = make([]byte, n)
+		}
+		rec = rec[:s.len()]
+		_, err := f.r.ReadAt(rec, s.off)
+		return f, rec, err
+	}
 	for p, row := range l.rows {
 		s := &l.slots[p]
 		var err error
 		switch {
 		case s.do() == doUnchanged:
-			buf = report.AppendRow(buf, &report.Row{Line: int(row.Line), ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
-				Status: report.Succeeded, ErrorMessage: "unchanged since baseline " + rc.baseline + "; not sent", FinishedAt: rc.now})
+			var f *recordFile
+			var raw []byte
+			if f, raw, err = read(&l.base[p]); err == nil {
+				buf, err = report.AppendUnchanged(buf, f.cols, raw, int(row.Line), row.CaIdentifier)
+			}
 		case s.do() == doNotSent:
 			buf = report.AppendRow(buf, &report.Row{Line: int(row.Line), ID: row.ID, CertTotalCount: row.CertTotalCount, CaIdentifier: row.CaIdentifier,
 				Status: report.Failed, ErrorCode: "NotAttempted", ErrorMessage: "not sent: " + rc.stopReason, FinishedAt: rc.now})
@@ -275,13 +299,10 @@ func (l *ledger) writeReport(w io.Writer, files [3]recordFile, rc rowContext) er
 			r := reportRow(rc.unrecorded[p])
 			buf = report.AppendRow(buf, &r)
 		case s.src() != srcNone:
-			f := files[s.src()]
-			if n := int(s.len()); cap(rec) < n {
-				rec = make([]byte, n)
-			}
-			rec = rec[:s.len()]
-			if _, err = f.r.ReadAt(rec, s.off); err == nil {
-				buf, err = report.CopyRecord(buf, f.cols, rec, int(row.Line))
+			var f *recordFile
+			var raw []byte
+			if f, raw, err = read(s); err == nil {
+				buf, err = report.CopyRecord(buf, f.cols, raw, int(row.Line))
 			}
 		default:
 			err = fmt.Errorf("internal error: no record for plan line %d (Id %d)", row.Line, row.ID)
@@ -300,16 +321,18 @@ func (l *ledger) writeReport(w io.Writer, files [3]recordFile, rc rowContext) er
 	return err
 }
 
-// recordFile is a file records are copied from.
+// recordFile is a file records are copied from; f, when set, is the
+// open file to close at the end.
 type recordFile struct {
 	r    io.ReaderAt
 	cols *report.Columns
+	f    *os.File
 }
 
 // rowContext is what the rows a run writes itself need to say.
 type rowContext struct {
-	now, baseline, stopReason string
-	unrecorded                map[int]apply.Outcome
+	now, stopReason string
+	unrecorded      map[int]apply.Outcome
 }
 
 // final says whether row p ends the run succeeded.

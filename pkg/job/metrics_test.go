@@ -1,6 +1,7 @@
 package job
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,7 +18,7 @@ func TestMetricsParseAsTheCollectorReadsThem(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.prom")
 	end := time.Unix(1795000000, 0)
 	failed := &Summary{Succeeded: 3, Failed: 1, Requests: 5, Throttled: 1, ElapsedSec: 1.5, ExitCode: ExitPartial, end: end}
-	ok := &Summary{Succeeded: 4, Requests: 4, ElapsedSec: 0.5, ExitCode: ExitOK, end: end.Add(time.Hour)}
+	ok := &Summary{Succeeded: 4, Skipped: 1, Unchanged: 2, Requests: 4, ElapsedSec: 0.5, ExitCode: ExitOK, end: end.Add(time.Hour)}
 	tests := []struct {
 		name        string
 		s           *Summary
@@ -57,8 +58,18 @@ func TestMetricsParseAsTheCollectorReadsThem(t *testing.T) {
 		case tt.lastSuccess != 0 && (ls == nil || ls.Metric[0].GetGauge().GetValue() != tt.lastSuccess):
 			t.Errorf("%s: last success = %v; want %v", tt.name, ls, tt.lastSuccess)
 		}
-		if rows := fams["certalloc_rows"]; rows == nil || len(rows.Metric) != 4 {
-			t.Errorf("%s: certalloc_rows = %v; want one series per status", tt.name, rows)
+		rows := fams["certalloc_rows"]
+		if rows == nil || len(rows.Metric) != 5 {
+			t.Fatalf("%s: certalloc_rows = %v; want one series per status", tt.name, rows)
+		}
+		got := map[string]float64{}
+		for _, m := range rows.Metric {
+			got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+		want := map[string]float64{"succeeded": float64(tt.s.Succeeded), "failed": float64(tt.s.Failed), "not_attempted": 0,
+			"skipped": float64(tt.s.Skipped), "unchanged": float64(tt.s.Unchanged)}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: certalloc_rows by status = %v; want %v", tt.name, got, want)
 		}
 	}
 }

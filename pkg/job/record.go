@@ -118,12 +118,12 @@ func (r *run) finish() []error {
 	if err := r.openReportForCopy(); err != nil {
 		return []error{err, r.writeFailures()}
 	}
-	rc := rowContext{now: r.now, baseline: c.BaselinePath, stopReason: r.stopMsg, unrecorded: r.unrecorded}
+	rc := rowContext{now: r.now, stopReason: r.stopMsg, unrecorded: r.unrecorded}
 	err := report.WriteAtomic(c.ReportPath, c.Private, func(w io.Writer) error {
 		if _, err := w.Write(report.HeaderLine()); err != nil {
 			return err
 		}
-		return r.led.writeReport(w, r.files, rc)
+		return r.led.writeReport(w, &r.files, rc)
 	})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("could not write the report: %w; the previous report is unchanged and this run's rows are in %s", err, r.journalAt))
@@ -202,7 +202,7 @@ func (r *run) closeFiles() {
 	if r.journal != nil {
 		r.journal.Close()
 	}
-	for _, f := range []*os.File{r.prevReport, r.leftJournal} {
+	for _, f := range []*os.File{r.prevReport, r.leftJournal, r.files[srcBaseReport].f, r.files[srcBaseJournal].f} {
 		if f != nil {
 			f.Close()
 		}

@@ -43,7 +43,7 @@ type run struct {
 	now string
 
 	led   *ledger
-	files [3]recordFile
+	files [nSources]recordFile
 	// The previous report and a crashed run's journal, as read at the
 	// start, kept open: the ledger's offsets point into these files.
 	prevReport  *os.File
@@ -213,11 +213,8 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 	exists := pr.exists
 	if sameBase {
 		// The report is its own baseline: what was read is it.
-		r.led.base = make([]latest, len(rows))
-		for p, sl := range r.led.slots {
-			r.led.base[p] = sl.latest()
-		}
-	} else if exists, err = r.led.readBaseline(ctx, c.BaselinePath); err != nil {
+		r.led.base = slices.Clone(r.led.slots)
+	} else if exists, err = r.led.readBaseline(ctx, c.BaselinePath, &r.files); err != nil {
 		return err
 	}
 	if !exists {

@@ -122,6 +122,7 @@ func TestRunWithBaselineSendsOnlyTheChange(t *testing.T) {
 	if err := os.WriteFile(c.PlanPath, []byte("Id,CertTotalCount\n1,10\n2,21\n3,30\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	before := reportRows(t, c.ReportPath)
 	c.BaselinePath = c.ReportPath // the nightly pattern: the report is its own baseline
 	sum, err := Run(context.Background(), c)
 	if err != nil {
@@ -131,8 +132,13 @@ func TestRunWithBaselineSendsOnlyTheChange(t *testing.T) {
 		t.Fatalf("summary %+v after %d requests; want 2 sent, 1 unchanged, 4 requests in all", sum, emu.Stats().Requests)
 	}
 	got := reportRows(t, c.ReportPath)
-	if len(got) != 3 || got[1].Status != report.Succeeded || got[2].CertTotalCount != 21 {
-		t.Errorf("report = %+v; want every plan row, 2 at 21", got)
+	if len(got) != 3 || got[1].Status != report.Unchanged || got[2].CertTotalCount != 21 {
+		t.Errorf("report = %+v; want every plan row, 1 unchanged, 2 at 21", got)
+	}
+	// The unchanged row is the baseline's success carried forward.
+	if u, b := got[1], before[1]; u.RequestID != b.RequestID || *u.CertCount != *b.CertCount || u.FinishedAt != b.FinishedAt ||
+		u.ErrorMessage != "" || u.Attempts != 0 {
+		t.Errorf("unchanged row %+v; want the baseline's %+v with no attempt and no message", u, b)
 	}
 }
 
@@ -241,10 +247,10 @@ func TestReportReplacedMidRun(t *testing.T) {
 				t.Fatalf("summary %+v, errors %v, %d requests; want exit 0 after 4", sum, sum.RecordErrors, emu.Stats().Requests)
 			}
 			got := reportRows(t, c.ReportPath)
-			if len(got) != 3 || got[2].CertTotalCount != 21 || got[1].Status != report.Succeeded || got[3].Status != report.Succeeded {
+			if len(got) != 3 || got[2].CertTotalCount != 21 || got[1].Status != report.Unchanged || got[3].Status != report.Unchanged {
 				t.Errorf("report = %+v", got)
 			}
-			if got[1].FinishedAt == "" || before[1].Status != report.Succeeded {
+			if got[1].FinishedAt != before[1].FinishedAt || got[1].RequestID != before[1].RequestID || before[1].Status != report.Succeeded {
 				t.Errorf("row 1 = %+v", got[1])
 			}
 		})

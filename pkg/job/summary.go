@@ -212,7 +212,7 @@ func (s *Summary) writeMetrics(path string, private bool) error {
 		for _, kv := range []struct {
 			status string
 			n      int
-		}{{"succeeded", s.Succeeded}, {"failed", s.Failed}, {"not_attempted", s.NotAttempted}, {"skipped", s.Skipped + s.Unchanged}} {
+		}{{"succeeded", s.Succeeded}, {"failed", s.Failed}, {"not_attempted", s.NotAttempted}, {"skipped", s.Skipped}, {"unchanged", s.Unchanged}} {
 			fmt.Fprintf(&b, "certalloc_rows{status=%q} %d\n", kv.status, kv.n)
 		}
 		metric("certalloc_requests", "Requests sent by the last run.", "gauge")

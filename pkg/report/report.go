@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gocarina/gocsv"
 
@@ -20,7 +21,27 @@ const (
 	Succeeded = "succeeded"
 	Failed    = "failed"
 	Planned   = "planned"
+	// Unchanged is a row --baseline found set to today's total, so not
+	// sent: it carries the baseline's success (RequestId, counts,
+	// FinishedAt), with no attempt of its own. It is done, as a success
+	// is, for --resume, --retry-failed and the next --baseline.
+	Unchanged = "unchanged"
 )
+
+// legacyUnchanged starts the ErrorMessage versions before 16 gave an
+// unchanged row, which they wrote as a success with no attempt.
+const legacyUnchanged = "unchanged since baseline "
+
+// IsLegacyUnchanged reports whether a record is an unchanged row as
+// earlier versions wrote it (succeeded, 0 attempts, that message). It
+// means what Unchanged means.
+func IsLegacyUnchanged(status string, attempts int, message string) bool {
+	return status == Succeeded && attempts == 0 && strings.HasPrefix(message, legacyUnchanged)
+}
+
+// Done reports whether a record's status is a success: succeeded, or
+// unchanged since a baseline where it succeeded.
+func Done(status string) bool { return status == Succeeded || status == Unchanged }
 
 // Row is one line of the report. The csv tags are the header, in order.
 type Row struct {

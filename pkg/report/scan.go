@@ -147,7 +147,7 @@ func Scan(r io.Reader, name string, fn func(*Columns, *Record) error) error {
 		}
 		rec.CertTotalCount = int32(n)
 		switch rec.Status = fields[iStatus]; rec.Status {
-		case Succeeded, Failed, Planned, Sending:
+		case Succeeded, Failed, Planned, Sending, Unchanged:
 		default:
 			return fmt.Errorf("report %s:%d: unknown Status %q", name, line, rec.Status)
 		}
@@ -189,24 +189,88 @@ func CopyRecord(dst []byte, cols *Columns, raw []byte, line int) ([]byte, error)
 		dst = strconv.AppendInt(dst, int64(line), 10)
 		return append(dst, raw[i:]...), nil
 	}
-	var out []byte
-	err := Scan(io.MultiReader(strings.NewReader(strings.Join(quoteAll(cols.Header), ",")+"\n"), strings.NewReader(string(raw))), "record",
-		func(c *Columns, rec *Record) error {
-			r := c.Row(rec)
-			r.Line = line
-			out = AppendRow(dst, &r)
-			return nil
-		})
-	if err == nil && out == nil {
-		err = errors.New("empty record")
+	r, err := cols.Parse(raw)
+	if err != nil {
+		return dst, err
 	}
-	return out, err
+	r.Line = line
+	return AppendRow(dst, &r), nil
 }
 
-func quoteAll(fields []string) []string {
-	out := make([]string, len(fields))
-	for i, f := range fields {
-		out[i] = `"` + strings.ReplaceAll(f, `"`, `""`) + `"`
+// Parse parses every field of one record's bytes, written under cols: for
+// the records that cannot be copied as they are (another version's, or an
+// unchanged row made from a baseline's). It is a field splitter, not
+// encoding/csv, whose reader would cost a buffer per record on a
+// million-row baseline; Scan has checked the record already.
+func (c *Columns) Parse(raw []byte) (Row, error) {
+	fields, err := splitRecord(string(raw))
+	if err != nil {
+		return Row{}, err
 	}
-	return out
+	rec := Record{Fields: fields}
+	get := func(name string) string { return c.Get(&rec, name) }
+	var n int64
+	if rec.ID, err = strconv.ParseInt(get("Id"), 10, 64); err == nil {
+		n, err = strconv.ParseInt(get("CertTotalCount"), 10, 32)
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("record %q: %w", raw, err)
+	}
+	rec.CertTotalCount, rec.Status = int32(n), get("Status")
+	rec.Attempts, _ = strconv.Atoi(get("Attempts"))
+	return c.Row(&rec), nil
+}
+
+// splitRecord splits one CSV record (its line end included), quoted
+// fields as encoding/csv writes them.
+func splitRecord(s string) ([]string, error) {
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "\n"), "\r")
+	fields := make([]string, 0, len(Header))
+	for {
+		if !strings.HasPrefix(s, `"`) {
+			i := strings.IndexByte(s, ',')
+			if i < 0 {
+				return append(fields, s), nil
+			}
+			fields, s = append(fields, s[:i]), s[i+1:]
+			continue
+		}
+		var b strings.Builder
+		s = s[1:]
+		for {
+			i := strings.IndexByte(s, '"')
+			if i < 0 {
+				return nil, errors.New("unterminated quoted field")
+			}
+			b.WriteString(s[:i])
+			if s = s[i+1:]; strings.HasPrefix(s, `"`) {
+				b.WriteByte('"')
+				s = s[1:]
+				continue
+			}
+			break
+		}
+		fields = append(fields, b.String())
+		switch {
+		case s == "":
+			return fields, nil
+		case s[0] != ',':
+			return nil, errors.New("text after a quoted field")
+		}
+		s = s[1:]
+	}
+}
+
+// AppendUnchanged appends, on plan line line, the unchanged row made from
+// raw, a baseline's record of the row's success (or of an unchanged row,
+// which carries one): the success's RequestId, counts and FinishedAt, no
+// attempt and no error, since nothing was sent. caID is the plan's.
+func AppendUnchanged(dst []byte, cols *Columns, raw []byte, line int, caID string) ([]byte, error) {
+	r, err := cols.Parse(raw)
+	if err != nil {
+		return dst, err
+	}
+	r.Line, r.Status, r.Attempts, r.LatencyMs, r.CaIdentifier = line, Unchanged, 0, 0, caID
+	r.ErrorCode, r.ErrorMessage = "", ""
+	return AppendRow(dst, &r), nil
 }
