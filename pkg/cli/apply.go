@@ -37,8 +37,9 @@ const applyExamples = `  # check and price a plan; sends nothing, needs no crede
   # carry on after a crash or Ctrl-C, skipping rows already applied
   certalloc apply --resume plans/example.csv
 
-  # apply the rows that failed last time
-  certalloc apply plans/example.failures.csv
+  # finish the job: re-send the rows that failed last time, and update the
+  # plan's own report and failures file
+  certalloc apply --retry-failed plans/example.csv
 
   # try it against the bundled emulator (run 'certalloc emulator' first)
   certalloc apply --endpoint http://127.0.0.1:8080 plans/example.csv`
@@ -59,6 +60,7 @@ func (o *applyFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.FailuresPath, "failures", "", "failures CSV `path`, itself a plan of the rows not done (default PLAN.failures.csv)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "validate and price the plan; send nothing, need no credentials")
 	fs.BoolVar(&c.Resume, "resume", false, "carry on from the report (and the journal of a run that crashed): skip rows whose latest record is a success with the same CertTotalCount")
+	fs.BoolVar(&c.RetryFailed, "retry-failed", false, "finish the job: re-send the rows whose latest record (report and journal) is not done, keep the rest, and rewrite the plan's own report and failures file; the record must exist, and the plan must not give a done row another total")
 	fs.BoolVar(&c.Overwrite, "overwrite", false, "replace a report that records rows an earlier run sent (without it, such a run refuses to start)")
 	fs.StringVar(&c.BaselinePath, "baseline", "", "a previous run's report: rows it shows succeeded with the same CertTotalCount are unchanged and skipped")
 	fs.Float64Var(&c.QPS, "qps", apply.DefaultQPS, "requests per second on average, and never more than ceil(qps) in any sliding second (the service allows 10 per account, shared by every tool on it)")
@@ -226,7 +228,8 @@ func printSummary(w io.Writer, s *job.Summary) {
 	fmt.Fprintf(&b, "  endpoint:    %s (region %s)\n", s.Endpoint, s.Region)
 	fmt.Fprintf(&b, "  report:      %s\n", s.Report)
 	if s.Failed+s.NotAttempted > 0 {
-		fmt.Fprintf(&b, "  failures:    %s (a plan: apply it to finish the job)\n", s.Failures)
+		fmt.Fprintf(&b, "  failures:    %s (a plan of the rows not done)\n", s.Failures)
+		fmt.Fprintf(&b, "  to finish:   %s\n", job.RetryCommand(s.Plan, s.Report, s.Failures))
 	}
 	fmt.Fprintf(&b, "  exit code:   %d\n", s.ExitCode)
 	io.WriteString(w, b.String())

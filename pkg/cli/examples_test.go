@@ -14,7 +14,8 @@ import (
 // The examples --help gives are run, not only parsed: each in a folder of
 // its own holding plans/example.csv (and plan.csv), against the emulator
 // instead of the cloud, with absolute paths brought into the folder. An
-// example that carries on from an earlier run (--resume, a failures file)
+// example that carries on from an earlier run (--resume, --retry-failed, a
+// failures file)
 // first gets that run: one that left two rows failed.
 func TestHelpExamplesRun(t *testing.T) {
 	planText, err := os.ReadFile(filepath.Join("..", "..", "plans", "example.csv"))
@@ -64,7 +65,7 @@ func TestHelpExamplesRun(t *testing.T) {
 			if ex[0] == "apply" && !hasEndpoint {
 				args = append([]string{"apply", "--endpoint", srv.URL}, args[1:]...)
 			}
-			if strings.Contains(strings.Join(ex, " "), "--resume") || strings.Contains(strings.Join(ex, " "), "failures.csv") {
+			if line := strings.Join(ex, " "); strings.Contains(line, "--resume") || strings.Contains(line, "--retry-failed") || strings.Contains(line, "failures.csv") {
 				var ids []string
 				for _, l := range firstTwo {
 					ids = append(ids, strings.Split(l, ",")[0])

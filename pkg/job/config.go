@@ -33,6 +33,11 @@ type Config struct {
 	// Resume carries on from the report (and its journal): rows whose last
 	// record is a success with today's total are not sent again.
 	Resume bool
+	// RetryFailed finishes the job the record at ReportPath describes:
+	// as Resume, but the record must exist, and the plan may not give a
+	// row the record has as done another total (that is a new plan, for
+	// Resume or Baseline).
+	RetryFailed bool
 	// Overwrite lets a run replace a report that records rows an earlier
 	// run sent; without it (and without Resume, or the report being the
 	// baseline) such a run refuses to start.
@@ -148,6 +153,18 @@ func (c *Config) Check() error {
 	if c.DryRun && c.Resume {
 		return inputErrorf("--resume does not go with a dry run")
 	}
+	if c.RetryFailed {
+		switch {
+		case c.Resume:
+			return inputErrorf("--retry-failed and --resume do not go together: --retry-failed carries on from the record as --resume does, and also checks that the record exists and matches the plan")
+		case c.Overwrite:
+			return inputErrorf("--retry-failed and --overwrite do not go together: one finishes the report, the other replaces it")
+		case c.DryRun:
+			return inputErrorf("--retry-failed does not go with a dry run")
+		case c.BaselinePath != "":
+			return inputErrorf("--retry-failed takes no --baseline: it finishes the record at --report, whose done and unchanged rows it keeps")
+		}
+	}
 	if fi, err := os.Stat(c.PlanPath); err == nil && !fi.Mode().IsRegular() && (c.ReportPath == "" || c.FailuresPath == "" && !c.DryRun) {
 		// Beside /dev/stdin is no place for a report.
 		return inputErrorf("plan %s is not a regular file (a pipe?): give --report and --failures a path", c.PlanPath)
@@ -226,6 +243,33 @@ func fileKind(m os.FileMode) string {
 		return "a device"
 	}
 	return "not a plain file"
+}
+
+// carries says the run carries on from its report: the rows the record
+// has as done are kept, not sent.
+func (c *Config) carries() bool { return c.Resume || c.RetryFailed }
+
+// RetryCommand is the command line that finishes the job of a run whose
+// record is at report and failures: --retry-failed, with --report and
+// --failures when they are not the plan's defaults.
+func RetryCommand(planPath, reportPath, failuresPath string) string {
+	base := strings.TrimSuffix(planPath, filepath.Ext(planPath))
+	args := []string{"certalloc", "apply", "--retry-failed"}
+	if reportPath != base+".report.csv" {
+		args = append(args, "--report", shellQuote(reportPath))
+	}
+	if failuresPath != base+".failures.csv" {
+		args = append(args, "--failures", shellQuote(failuresPath))
+	}
+	return strings.Join(append(args, shellQuote(planPath)), " ")
+}
+
+// shellQuote quotes s for a POSIX shell, when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-+:@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func samePath(a, b string) bool {

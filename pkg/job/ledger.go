@@ -67,6 +67,8 @@ const (
 	srcJournal
 	srcBaseReport // a --baseline that is another file, and its journal:
 	srcBaseJournal
+	srcFailReport // the record of the failures file applied as a plan, and its journal
+	srcFailJournal
 	nSources
 )
 

@@ -46,7 +46,7 @@ func (r *run) openJournal() error {
 	if err != nil {
 		return err
 	}
-	keep := r.c.Resume || r.c.BaselinePath != "" && samePath(r.c.BaselinePath, r.c.ReportPath)
+	keep := r.c.carries() || r.c.BaselinePath != "" && samePath(r.c.BaselinePath, r.c.ReportPath)
 	if keep && r.leftJournal != nil {
 		// The ledger points into the journal read at the start; appending
 		// to another file there (the first deleted or replaced since) would

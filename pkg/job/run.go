@@ -48,15 +48,18 @@ type run struct {
 	// start, kept open: the ledger's offsets point into these files.
 	prevReport  *os.File
 	leftJournal *os.File
-	journal     *report.Journal
-	journalAt   string
-	openOnce    sync.Once
-	openErr     error
-	unrecorded  map[int]apply.Outcome
-	stopMsg     string
-	skipped     int
-	unchanged   int
-	hasCA       bool // the plan has a CaIdentifier column: the failures file keeps it
+	// unlockFailures releases the lock of the failures file's own record,
+	// held while this run may carry rows from it.
+	unlockFailures func() error
+	journal        *report.Journal
+	journalAt      string
+	openOnce       sync.Once
+	openErr        error
+	unrecorded     map[int]apply.Outcome
+	stopMsg        string
+	skipped        int
+	unchanged      int
+	hasCA          bool // the plan has a CaIdentifier column: the failures file keeps it
 }
 
 func (r *run) run(ctx context.Context) (*Summary, error) {
@@ -85,6 +88,11 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	}
 	defer unlock()
 	defer r.closeFiles()
+	defer func() {
+		if r.unlockFailures != nil {
+			r.unlockFailures()
+		}
+	}()
 
 	if err := r.readPrevious(ctx, rows); err != nil {
 		return nil, err
@@ -110,8 +118,10 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	// connection pool), at most workers.
 	newAssigner := func() (apply.Assigner, error) { return clients.New() }
 
-	r.log.Info("applying", "plan", c.PlanPath, "rows", len(todo), "endpoint", c.Endpoint.String(), "region", c.Region,
+	r.log.Info("applying", "plan", c.PlanPath, "rows", len(todo), "report", c.ReportPath, "failures", c.FailuresPath,
+		"endpoint", c.Endpoint.String(), "region", c.Region,
 		"credentials", creds.Source, "access_key_id", creds.AccessKeyID, "qps", c.QPS, "workers", workers)
+	r.noteFailuresPlan()
 	prog := c.Progress
 	if prog == nil {
 		prog = noProgress{}
@@ -190,18 +200,32 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 			pr.foreign, pr.foreignAt = jp.foreign, jp.foreignAt
 		}
 	}
+	flag := map[bool]string{false: "--resume", true: "--retry-failed"}[c.RetryFailed]
 	switch {
-	case c.Resume && pr.foreign != 0:
-		return inputErrorf("--resume: report %s is not this plan's: it has Id %d (%s), which %s does not; give --report a new path",
-			c.ReportPath, pr.foreign, pr.foreignAt, c.PlanPath)
-	case pr.applied > 0 && !c.Resume && !sameBase && !c.Overwrite:
+	case c.RetryFailed && !pr.exists:
+		return inputErrorf("--retry-failed: there is no record to finish at %s (no report with rows, no journal); apply the plan without --retry-failed first, or give --report the record's path",
+			c.ReportPath)
+	case c.carries() && pr.foreign != 0:
+		return inputErrorf("%s: report %s is not this plan's: it has Id %d (%s), which %s does not; give --report a new path",
+			flag, c.ReportPath, pr.foreign, pr.foreignAt, c.PlanPath)
+	case pr.applied > 0 && !c.carries() && !sameBase && !c.Overwrite:
 		return inputErrorf("report %s records %d rows an earlier run sent; to keep that record, carry on with --resume, "+
 			"or give --report another path; to replace it, pass --overwrite", c.ReportPath, pr.applied)
 	}
 	if jc := r.files[srcJournal].cols; jc != nil && !jc.Current {
 		return inputErrorf("journal %s was written by another version of certalloc; finish its run with that version, or remove it", r.journalAt)
 	}
-	if !c.Resume && !sameBase {
+	if c.RetryFailed {
+		if err := r.checkUnchangedPlan(); err != nil {
+			return err
+		}
+	}
+	if c.carries() {
+		if err := r.adoptFailuresRecord(ctx); err != nil {
+			return err
+		}
+	}
+	if !c.carries() && !sameBase {
 		// Nothing of the earlier record is carried into this run's report
 		// (readPrevious refused the run if that would lose a sent row
 		// without --overwrite).
@@ -223,13 +247,60 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 	return nil
 }
 
+// noteFailuresPlan says, when the plan is another plan's failures file,
+// where this run's record goes: to its own report, not to that plan's,
+// which --retry-failed on that plan later takes these rows from.
+func (r *run) noteFailuresPlan() {
+	base := strings.TrimSuffix(r.c.PlanPath, filepath.Ext(r.c.PlanPath))
+	orig, ok := strings.CutSuffix(base, ".failures")
+	if !ok {
+		return
+	}
+	if _, err := os.Stat(orig + ".report.csv"); err != nil {
+		return
+	}
+	finish := "certalloc apply --retry-failed on its plan"
+	if _, err := os.Stat(orig + ".csv"); err == nil {
+		finish = RetryCommand(orig+".csv", orig+".report.csv", r.c.PlanPath)
+	}
+	r.log.Info("this plan is a failures file: this run's record goes to its own report, and "+orig+".report.csv is not changed; "+
+		finish+" takes the rows this run finishes from it", "report", r.c.ReportPath, "failures", r.c.FailuresPath)
+}
+
+// checkUnchangedPlan refuses a --retry-failed whose plan gives a row the
+// record has as done another total: sending it would be a new assignment,
+// not a retry, and keeping its record would leave a report at odds with
+// its plan. A row not done may have a corrected total: it is sent anyway.
+func (r *run) checkUnchangedPlan() error {
+	var changed []string
+	n := 0
+	for p, row := range r.led.rows {
+		s := &r.led.slots[p]
+		if s.status() != stSucceeded || s.count == row.CertTotalCount {
+			continue
+		}
+		if n++; n <= 5 {
+			changed = append(changed, fmt.Sprintf("%s:%d: Id %d is %d in the record, %d in the plan", r.c.PlanPath, row.Line, row.ID, s.count, row.CertTotalCount))
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if n > 5 {
+		changed = append(changed, fmt.Sprintf("and %d more", n-5))
+	}
+	return inputErrorf("--retry-failed: the plan changed since the record %s: %d rows it has as done have another CertTotalCount now:\n  %s\n"+
+		"--retry-failed only sends rows that are not done; to apply the changed plan and keep the record, carry on with --resume",
+		r.c.ReportPath, n, strings.Join(changed, "\n  "))
+}
+
 // selectRows decides each row's disposition and returns the rows to send.
 func (r *run) selectRows(rows []plan.Row) []plan.Row {
 	send := 0
 	for p := range rows {
 		s := &r.led.slots[p]
 		switch {
-		case r.c.Resume && r.led.done(p):
+		case r.c.carries() && r.led.done(p):
 			s.setDo(doSkip)
 			r.skipped++
 		case r.led.unchanged(p):
@@ -250,8 +321,11 @@ func (r *run) selectRows(rows []plan.Row) []plan.Row {
 			}
 		}
 	}
-	if r.c.Resume {
+	switch {
+	case r.c.Resume:
 		r.log.Info("resuming", "report", r.c.ReportPath, "skipped", r.skipped, "remaining", len(rows)-r.skipped)
+	case r.c.RetryFailed:
+		r.log.Info("retrying the rows not done", "report", r.c.ReportPath, "done", r.skipped, "to_retry", len(rows)-r.skipped)
 	}
 	if r.c.BaselinePath != "" {
 		r.log.Info("baseline", "file", r.c.BaselinePath, "to_assign", len(todo), "unchanged", r.unchanged)

@@ -167,7 +167,8 @@ func (s *Summary) Err() error {
 	case s.Untouched:
 		err = fmt.Errorf("%s before anything was sent; no file was changed", s.StopReason)
 	case s.Stopped == "":
-		err = fmt.Errorf("%d of %d rows failed; they are in %s", s.Failed+s.NotAttempted, s.Rows, s.Failures)
+		err = fmt.Errorf("%d of %d rows failed; they are in %s; to finish the job: %s", s.Failed+s.NotAttempted, s.Rows, s.Failures,
+			RetryCommand(s.Plan, s.Report, s.Failures))
 	case s.Stopped == "interrupted":
 		err = fmt.Errorf("%s; rows not done are in %s", s.StopReason, s.Failures)
 	default:
