@@ -15,8 +15,7 @@ import (
 // its own holding plans/example.csv (and plan.csv), against the emulator
 // instead of the cloud, with absolute paths brought into the folder. An
 // example that carries on from an earlier run (--resume, --retry-failed, a
-// failures file)
-// first gets that run: one that left two rows failed.
+// failures file) first gets that run: one that left two rows failed.
 func TestHelpExamplesRun(t *testing.T) {
 	planText, err := os.ReadFile(filepath.Join("..", "..", "plans", "example.csv"))
 	if err != nil {
