@@ -275,8 +275,12 @@ func (l *ledger) writeReport(w io.Writer, files *[nSources]recordFile, rc rowCon
 	buf := make([]byte, 0, 64<<10)
 	var rec []byte
 	// read returns the bytes of the record s points to.
+	var windows [nSources]window
 	read := func(s *slot) (*recordFile, []byte, error) {
 		f := &files[s.src()]
+		if raw, ok := windows[s.src()].get(f.r, s.off, int(s.len())); ok {
+			return f, raw, nil
+		}
 		if n := int(s.len()); cap(rec) < n {
 			rec = make([]byte, n)
 		}
@@ -321,6 +325,37 @@ func (l *ledger) writeReport(w io.Writer, files *[nSources]recordFile, rc rowCon
 	}
 	_, err := w.Write(buf)
 	return err
+}
+
+// window reads a file ahead, a block at a time: records are mostly
+// copied in the order they were written, and a read(2) per record would
+// cost a million-row report seconds.
+type window struct {
+	buf []byte
+	off int64
+}
+
+const windowBytes = 256 << 10
+
+// get returns the n bytes at off, or false when they do not fit a block
+// (the caller reads them itself).
+func (w *window) get(r io.ReaderAt, off int64, n int) ([]byte, bool) {
+	if n > windowBytes/4 {
+		return nil, false
+	}
+	if off < w.off || off+int64(n) > w.off+int64(len(w.buf)) {
+		if w.buf == nil {
+			w.buf = make([]byte, windowBytes)
+		}
+		k, err := r.ReadAt(w.buf[:windowBytes], off)
+		if k < n {
+			w.buf = w.buf[:0]
+			return nil, false
+		}
+		_ = err // a short block at the end of the file: io.EOF with k bytes
+		w.buf, w.off = w.buf[:k], off
+	}
+	return w.buf[off-w.off : off-w.off+int64(n)], true
 }
 
 // recordFile is a file records are copied from; f, when set, is the

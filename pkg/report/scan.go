@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -221,6 +222,30 @@ func (c *Columns) Parse(raw []byte) (Row, error) {
 	return c.Row(&rec), nil
 }
 
+// fieldStarts sets f[i] to where field i of the record raw starts, and
+// the entry after the last field to one past its end (where its comma or
+// line end is), and returns the number of fields, or -1 when there are
+// more than len(f)-1.
+func fieldStarts(raw []byte, f []int) int {
+	raw = bytes.TrimSuffix(bytes.TrimSuffix(raw, []byte("\n")), []byte("\r"))
+	n, quoted := 0, false
+	f[0] = 0
+	for i, c := range raw {
+		switch {
+		case c == '"':
+			quoted = !quoted // a doubled quote toggles twice
+		case c == ',' && !quoted:
+			if n++; n >= len(f)-1 {
+				return -1
+			}
+			f[n] = i + 1
+		}
+	}
+	n++
+	f[n] = len(raw) + 1
+	return n
+}
+
 // splitRecord splits one CSV record (its line end included), quoted
 // fields as encoding/csv writes them.
 func splitRecord(s string) ([]string, error) {
@@ -266,6 +291,24 @@ func splitRecord(s string) ([]string, error) {
 // which carries one): the success's RequestId, counts and FinishedAt, no
 // attempt and no error, since nothing was sent. caID is the plan's.
 func AppendUnchanged(dst []byte, cols *Columns, raw []byte, line int, caID string) ([]byte, error) {
+	if cols.Current {
+		// Today's columns: the kept fields are copied as bytes, as
+		// CopyRecord does, which keeps a million-row night as fast.
+		var f [14]int // field i is raw[f[i]:f[i+1]-1]
+		if n := fieldStarts(raw, f[:]); n == len(Header) {
+			field := func(i int) []byte { return raw[f[i] : f[i+1]-1] }
+			dst = strconv.AppendInt(dst, int64(line), 10)
+			dst = append(dst, ',')
+			dst = append(dst, raw[f[1]:f[3]]...) // Id,CertTotalCount,
+			dst = append(dst, Unchanged+",0,"...)
+			dst = append(dst, raw[f[5]:f[8]]...) // RequestId,CertCount,CurrentYearFreeCertCount,
+			dst = append(dst, ",,0,"...)
+			dst = append(dst, field(11)...)
+			dst = append(dst, ',')
+			dst = appendField(dst, caID)
+			return append(dst, '\n'), nil
+		}
+	}
 	r, err := cols.Parse(raw)
 	if err != nil {
 		return dst, err
