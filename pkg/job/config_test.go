@@ -2,6 +2,7 @@ package job
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,6 +114,47 @@ func TestCheckRefusesOutputsThatAreNotFiles(t *testing.T) {
 		c := Config{PlanPath: plan, QPS: 10, EndpointURL: "http://127.0.0.1:1", ReportPath: link}
 		if err := c.Check(); err != nil {
 			t.Errorf("Check with a report symlinked to a file = %v", err)
+		}
+	}
+}
+
+func TestCheckRetryFailed(t *testing.T) {
+	plan := filepath.Join(t.TempDir(), "p.csv")
+	if err := os.WriteFile(plan, []byte("Id,CertTotalCount\n1,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"alone", func(*Config) {}, ""},
+		{"with --resume", func(c *Config) { c.Resume = true }, "--retry-failed and --resume do not go together"},
+		{"with --overwrite", func(c *Config) { c.Overwrite = true }, "--retry-failed and --overwrite do not go together"},
+		{"in a dry run", func(c *Config) { c.DryRun = true }, "--retry-failed does not go with a dry run"},
+		{"with --baseline", func(c *Config) { c.BaselinePath = "b.csv" }, "--retry-failed takes no --baseline"},
+	}
+	for _, tt := range tests {
+		c := Config{PlanPath: plan, QPS: 10, RetryFailed: true, EndpointURL: "http://127.0.0.1:1"}
+		tt.set(&c)
+		err := c.Check()
+		if got := fmt.Sprint(err); (tt.want == "") != (err == nil) || !strings.Contains(got, tt.want) {
+			t.Errorf("%s: Check() = %v; want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestRetryCommand(t *testing.T) {
+	tests := []struct{ plan, report, failures, want string }{
+		{"plans/x.csv", "plans/x.report.csv", "plans/x.failures.csv", "certalloc apply --retry-failed plans/x.csv"},
+		{"/etc/certalloc/plan.csv", "/var/lib/certalloc/report.csv", "/var/lib/certalloc/failures.csv",
+			"certalloc apply --retry-failed --report /var/lib/certalloc/report.csv --failures /var/lib/certalloc/failures.csv /etc/certalloc/plan.csv"},
+		{"my plans/l'été.csv", "my plans/l'été.report.csv", "f.csv",
+			`certalloc apply --retry-failed --failures f.csv 'my plans/l'\''été.csv'`},
+	}
+	for _, tt := range tests {
+		if got := RetryCommand(tt.plan, tt.report, tt.failures); got != tt.want {
+			t.Errorf("RetryCommand(%q, %q, %q) = %s; want %s", tt.plan, tt.report, tt.failures, got, tt.want)
 		}
 	}
 }

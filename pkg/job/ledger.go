@@ -218,22 +218,14 @@ func (l *ledger) record(ctx context.Context, name string, src source, pr *prior,
 	}
 }
 
-// readFile reads the whole records of a report or journal into the ledger,
-// without changing the file; a missing file has none. A torn last line (a
-// journal cut by a crash, or a report of an earlier version) is skipped,
-// and reported in pr.torn.
-func (l *ledger) readFile(ctx context.Context, path string, src source, pr *prior) (*report.Columns, error) {
-	cols, f, err := l.readOpen(ctx, path, src, pr)
-	if f != nil {
-		f.Close()
-	}
-	return cols, err
-}
-
-// readOpen is readFile that keeps the file open when it has records: the
-// final report copies them from it by offset, and the path may meanwhile
-// be deleted or replaced (by an operator tidying up, or a copy put back),
-// while the open file still holds the bytes the offsets point to.
+// readOpen reads the whole records of a report or journal into the
+// ledger, without changing the file; a missing file has none. A torn last
+// line (a journal cut by a crash, or a report of an earlier version) is
+// skipped, and reported in pr.torn. The file is kept open when it has
+// records: the final report copies them from it by offset, and the path
+// may meanwhile be deleted or replaced (by an operator tidying up, or a
+// copy put back), while the open file still holds the bytes the offsets
+// point to.
 func (l *ledger) readOpen(ctx context.Context, path string, src source, pr *prior) (*report.Columns, *os.File, error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
