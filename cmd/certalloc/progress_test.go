@@ -29,7 +29,8 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 }
 
 // On a terminal, stderr shows a live bar: rows done of the total, the
-// succeeded and failed counts, the rate and an ETA.
+// succeeded and failed counts, the rate and an ETA; the rate only once
+// there is one (not "0 rows/hr" at the start, nor the first second's burst).
 func TestProgressBarOnATerminal(t *testing.T) {
 	_, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{FailIDs: map[int64]bool{1003: true}}})
 	dir := t.TempDir()
@@ -76,13 +77,17 @@ func TestProgressBarOnATerminal(t *testing.T) {
 		t.Fatalf("%d frames; want a live bar redrawn in place:\n%q", len(frames), out)
 	}
 	for _, re := range []string{
-		`\d+% \|[^|]*\| \(\d+/30, \d+ rows/s\) \[\d+s:\d+s\] \d+ ok, \d+ failed`, // a frame mid-run, with ETA
-		`100% \|[^|]*\| \(30/30, \d+ rows/s\) 29 ok, 1 failed\r?\n`,              // the last frame
-		`\r *\r+time=\S+ level=WARN msg="row failed" line=4 id=1003`,             // a log line clears the bar first
+		`\r +\d+% \|[^|]*\| \(\d+/30\) \[0s\] \d+ ok, \d+ failed \r`,                       // the first second: no rate yet
+		`\d+% \|[^|]*\| \(\d+/30\) \[\d+s\] \d+ ok, \d+ failed, \d+\.\d+ rows/s, ETA \d+s`, // a frame mid-run, with ETA
+		`100% \|[^|]*\| \(30/30\) \[\d+s\] 29 ok, 1 failed, \d+\.\d+ rows/s, ETA 0s \r?\n`, // the last frame
+		`\r *\r+time=\S+ level=WARN msg="row failed" line=4 id=1003`,                       // a log line clears the bar first
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("no frame matches %s in:\n%q", re, out)
 		}
+	}
+	if strings.Contains(out, "rows/hr") || strings.Contains(out, "rows/min") {
+		t.Errorf("the bar shows a rate in rows/hr or rows/min at 10 rows/s:\n%q", out)
 	}
 }
 
