@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"regexp"
@@ -107,5 +108,52 @@ func TestProgressLogLinesWithoutATerminal(t *testing.T) {
 	lines := regexp.MustCompile(`level=INFO msg=progress done=(\d+) total=25 succeeded=\d+ failed=0 rows_per_second=[\d.]+ eta_seconds=\d+`).FindAllStringSubmatch(errOut, -1)
 	if len(lines) < 1 {
 		t.Errorf("no progress lines in:\n%s", errOut)
+	}
+}
+
+// With --log-format json there is never a bar, on a terminal and with
+// --progress always too: the progress is records, like every other line.
+func TestProgressWithJSONLogsIsRecords(t *testing.T) {
+	_, url := startEmulator(t, casemu.Config{})
+	for _, mode := range []string{"always", "auto"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			plan, _ := writePlan(t, dir, 25)
+			master, slave := openPTY(t)
+			cmd := certallocCmd(t, nil, "apply", "--endpoint", url, "--log-format", "json", "--progress", mode, "--progress-interval", "500ms", plan)
+			var stdout bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, slave
+			var screen bytes.Buffer
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				io.Copy(&screen, master)
+			}()
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+			slave.Close()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+			}
+			out := strings.ReplaceAll(screen.String(), "\r\n", "\n") // the terminal's line ends
+			if strings.Contains(out, "\r") || strings.Contains(out, "|") {
+				t.Errorf("a bar was drawn:\n%q", out)
+			}
+			progress := 0
+			for _, line := range strings.Split(strings.TrimSpace(out)+"\n"+strings.TrimSpace(stdout.String()), "\n") {
+				var rec struct{ Msg string }
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Errorf("line %q is not JSON: %v", line, err)
+				}
+				if rec.Msg == "progress" {
+					progress++
+				}
+			}
+			if progress == 0 {
+				t.Errorf("no progress records in:\n%s", out)
+			}
+		})
 	}
 }

@@ -235,3 +235,21 @@ func TestJSONLogErrorLine(t *testing.T) {
 		t.Errorf("exit %d, last record %+v; want %d, an ERROR of certalloc apply naming dup.csv:3", code, last, ExitUsage)
 	}
 }
+
+// The emulator's exit line names its answers in words, successes first,
+// then the codes by count.
+func TestAnswersByCode(t *testing.T) {
+	tests := []struct {
+		in   map[string]int
+		want string
+	}{
+		{map[string]int{}, "none"},
+		{map[string]int{"": 2}, "2 succeeded"},
+		{map[string]int{"Throttling.User": 3, "": 20, "(dropped)": 1, "InvalidParameter": 3}, "20 succeeded, 3 InvalidParameter, 3 Throttling.User, 1 (dropped)"},
+	}
+	for _, tt := range tests {
+		if got := answersByCode(tt.in); got != tt.want {
+			t.Errorf("answersByCode(%v) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
