@@ -358,30 +358,3 @@ func checkWrittenOnlyIn(t *testing.T, what, root string, allowed []string, at fu
 		return nil
 	})
 }
-
-// An output file whose folder does not exist (a state folder not made
-// yet, node_exporter's textfile folder on a host without it) is a bad
-// argument like any other: exit 2, the flag and the path named, nothing
-// sent, nothing written.
-func TestMissingOutputFolderIsUsageError(t *testing.T) {
-	t.Parallel()
-	emu, url := startEmulator(t, casemu.Config{})
-	dir := t.TempDir()
-	plan, _ := writePlan(t, dir, 3)
-	missing := filepath.Join(dir, "no such folder")
-	for _, flag := range []string{"--report", "--failures", "--summary", "--metrics-file"} {
-		path := filepath.Join(missing, "out")
-		p := certalloc(t, nil, "apply", "--endpoint", url, flag, path, plan)
-		code := p.wait(t)
-		want := fmt.Sprintf("%s %s: folder %s does not exist (create it first); nothing was sent", flag, path, missing)
-		if code != 2 || !strings.Contains(p.stderr.String(), want) {
-			t.Errorf("%s in a missing folder: exit %d, stderr %q; want 2 and %q", flag, code, p.stderr.String(), want)
-		}
-	}
-	if n := emu.Stats().Requests; n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Errorf("files written beside the plan: %v", entries)
-	}
-}
