@@ -18,8 +18,10 @@ LDFLAGS   := -X github.com/certalloc/certalloc/pkg/cli.Version=$(VERSION)
 
 all: build
 
+# Stamped like a release (certalloc --version names the commit), so that a
+# bug report from a local build says what was built.
 build:
-	$(GO) build -o $(BIN) ./cmd/certalloc
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/certalloc
 
 # The test command of the README and of CI.
 test:
@@ -56,7 +58,10 @@ bench-ci: build
 
 # Starts the bundled emulator on a free loopback port, applies
 # plans/example.csv to it through the real SDK over HTTP, and stops it.
-# The report records the emulator's state, not an account's, so each demo
+# The record is the emulator's, not an account's: it goes to
+# plans/example.demo.*, so that it is never taken for the plan's own record
+# (an apply of plans/example.csv after the demo starts afresh, and a
+# --baseline or --resume never reads the emulator's state), and each demo
 # replaces the last one's (--overwrite).
 demo: build
 	@set -e; dir=$$(mktemp -d); \
@@ -68,7 +73,8 @@ demo: build
 	ALIBABA_CLOUD_ACCESS_KEY_ID=LTAI5tEmuLatorKey0000000 \
 	ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret-not-a-real-key \
 	ALIBABA_CLOUD_SECURITY_TOKEN= \
-	$(BIN) apply --overwrite --endpoint $$(cat $$dir/addr) plans/example.csv
+	$(BIN) apply --overwrite --report plans/example.demo.report.csv --failures plans/example.demo.failures.csv \
+		--endpoint $$(cat $$dir/addr) plans/example.csv
 
 # Every release platform, static (CGO_ENABLED=0) and without local paths
 # (-trimpath), into dist/certalloc_<version>_<os>_<arch>[.exe]. CI runs it

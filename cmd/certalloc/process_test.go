@@ -346,22 +346,29 @@ func TestHTTPSVerifiesCertificates(t *testing.T) {
 	}
 }
 
-// A report path that cannot be written is found before any request.
+// An output file whose folder does not exist (a state folder not made
+// yet, node_exporter's textfile folder on a host without it) is found
+// before any request, and is a bad argument like any other: exit 2, the
+// flag and the path named, nothing sent, nothing written.
 func TestUnwritableOutputsSendNothing(t *testing.T) {
 	emu, url := startEmulator(t, casemu.Config{})
 	dir := t.TempDir()
 	plan, _ := writePlan(t, dir, 3)
+	missing := filepath.Join(dir, "no such", "dir")
 	for _, flag := range []string{"--report", "--failures", "--summary", "--metrics-file"} {
-		p := certalloc(t, nil, "apply", "--endpoint", url, flag, filepath.Join(dir, "no", "such", "dir", "x"), plan)
-		if code := p.wait(t); code != cli.ExitFatal {
-			t.Errorf("%s in a missing folder: exit %d; want %d", flag, code, cli.ExitFatal)
-		}
-		if !strings.Contains(p.stderr.String(), "nothing was sent") {
-			t.Errorf("%s: stderr %q", flag, p.stderr.String())
+		path := filepath.Join(missing, "x")
+		p := certalloc(t, nil, "apply", "--endpoint", url, flag, path, plan)
+		code := p.wait(t)
+		want := fmt.Sprintf("%s %s: folder %s does not exist (create it first); nothing was sent", flag, path, missing)
+		if code != cli.ExitUsage || !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("%s in a missing folder: exit %d, stderr %q; want %d and %q", flag, code, p.stderr.String(), cli.ExitUsage, want)
 		}
 	}
 	if n := emu.Stats().Requests; n != 0 {
 		t.Errorf("%d requests sent", n)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("files written beside the plan: %v", entries)
 	}
 }
 

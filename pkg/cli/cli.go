@@ -77,14 +77,47 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
 	cmd, err := e.root().ExecuteC(args)
 	code, msg := exitCode(cmd, err)
-	switch name := cmdName(cmd); {
-	case msg == "":
-	case e.errLog != nil:
-		e.errLog.Error(msg, "command", name)
-	default:
-		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
+	if msg == "" {
+		return code
 	}
+	name := cmdName(cmd)
+	if e.errLog == nil && jsonLogsAsked(args) {
+		// A usage error comes before the flags are parsed, or before the
+		// logger exists; with --log-format json it too is a record.
+		e.errLog = slog.New(slog.NewJSONHandler(stderr, nil))
+	}
+	if e.errLog == nil {
+		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
+		return code
+	}
+	// One record: the message's first line, and a usage error's usage and
+	// help lines as fields of their own.
+	first, rest, _ := strings.Cut(msg, "\n")
+	attrs := []any{"command", name, "exit_code", code}
+	if usage, help, ok := strings.Cut(rest, "\n"); ok && strings.HasPrefix(usage, "Usage: ") {
+		attrs = append(attrs, "usage", strings.TrimPrefix(usage, "Usage: "), "help", help)
+	} else if rest != "" {
+		first = msg
+	}
+	e.errLog.Error(first, attrs...)
 	return code
+}
+
+// jsonLogsAsked reports whether the raw command line asks for JSON logs,
+// read before cobra parses it, so that a mistyped flag or a missing
+// argument still gets a record.
+func jsonLogsAsked(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "--log-format=json":
+			return true
+		case a == "--log-format" && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
 }
 
 func cmdName(cmd *cobra.Command) string {

@@ -155,6 +155,48 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// With --log-format json anywhere on the line (before a "--"), a usage
+// error is one JSON record, even when cobra refuses the line before any
+// flag is parsed; without it, it stays the three text lines above.
+func TestUsageErrorsAsJSON(t *testing.T) {
+	tests := []struct {
+		args    []string
+		command string
+		msg     string // "" when the line is refused for --log-format itself
+	}{
+		{[]string{"apply", "--nope", "p.csv", "--log-format", "json"}, "certalloc apply", "unknown flag: --nope"},
+		{[]string{"apply", "--log-format=json", "--nope", "p.csv"}, "certalloc apply", "unknown flag: --nope"},
+		{[]string{"plan", "--log-format", "json"}, "certalloc plan", "takes one plan file (PLAN.csv), got 0 arguments"},
+		{[]string{"apply", "--log-format", "json", "--qps", "0", "p.csv"}, "certalloc apply", "--qps must be a positive number, got 0"},
+		{[]string{"apply", "--log-format", "json", "--progress", "sometimes", "p.csv"}, "certalloc apply", `--progress must be auto, always or never, got "sometimes"`},
+		{[]string{"nosuch", "--log-format", "json"}, "certalloc", ""},
+		{[]string{"version", "--log-format=json"}, "certalloc version", ""},
+	}
+	for _, tt := range tests {
+		var errOut strings.Builder
+		code := Run(t.Context(), tt.args, io.Discard, &errOut)
+		lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+		var rec struct {
+			Level, Msg, Command, Usage, Help string
+			ExitCode                         int `json:"exit_code"`
+		}
+		if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &rec) != nil {
+			t.Errorf("Run(%q): stderr %q; want one JSON record", tt.args, errOut.String())
+			continue
+		}
+		if code != ExitUsage || rec.Level != "ERROR" || rec.ExitCode != ExitUsage || rec.Command != tt.command ||
+			tt.msg != "" && rec.Msg != tt.msg || rec.Msg == "" || rec.Usage == "" || !strings.HasPrefix(rec.Help, "Run '") {
+			t.Errorf("Run(%q) = %d, record %+v; want exit 2, an ERROR of %s saying %q, with its usage and help", tt.args, code, rec, tt.command, tt.msg)
+		}
+	}
+	// After "--" it is an argument, not the flag.
+	var errOut strings.Builder
+	Run(t.Context(), []string{"apply", "--", "--log-format", "json"}, io.Discard, &errOut)
+	if !strings.HasPrefix(errOut.String(), "certalloc apply: takes one plan file") {
+		t.Errorf("apply -- --log-format json: stderr %q; want the text usage error", errOut.String())
+	}
+}
+
 func TestHelpGoesToStdout(t *testing.T) {
 	for _, args := range [][]string{{"apply", "--help"}, {"help", "plan"}, {"--help"}, {"emulator", "-h"}} {
 		var out, errOut strings.Builder
@@ -191,5 +233,23 @@ func TestJSONLogErrorLine(t *testing.T) {
 	}
 	if code != ExitUsage || last.Level != "ERROR" || last.Command != "certalloc apply" || !strings.Contains(last.Msg, "dup.csv:3") {
 		t.Errorf("exit %d, last record %+v; want %d, an ERROR of certalloc apply naming dup.csv:3", code, last, ExitUsage)
+	}
+}
+
+// The emulator's exit line names its answers in words, successes first,
+// then the codes by count.
+func TestAnswersByCode(t *testing.T) {
+	tests := []struct {
+		in   map[string]int
+		want string
+	}{
+		{map[string]int{}, "none"},
+		{map[string]int{"": 2}, "2 succeeded"},
+		{map[string]int{"Throttling.User": 3, "": 20, "(dropped)": 1, "InvalidParameter": 3}, "20 succeeded, 3 InvalidParameter, 3 Throttling.User, 1 (dropped)"},
+	}
+	for _, tt := range tests {
+		if got := answersByCode(tt.in); got != tt.want {
+			t.Errorf("answersByCode(%v) = %q; want %q", tt.in, got, tt.want)
+		}
 	}
 }

@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -194,10 +197,34 @@ func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdou
 	defer cancel()
 	srv.Shutdown(shut)
 	st := emu.Stats()
-	fmt.Fprintf(stdout, "emulator: %d requests, %d applied, %d throttled by the limit, most in one second %d, %d redirects followed, answers by code %v\n",
-		st.Requests, st.Applied, st.Limited, st.MaxInWindow, st.RedirectsFollowed, st.ByCode)
+	fmt.Fprintf(stdout, "emulator: %d requests, %d applied, %d throttled by the limit, most in one second %d, %d redirects followed; answers: %s\n",
+		st.Requests, st.Applied, st.Limited, st.MaxInWindow, st.RedirectsFollowed, answersByCode(st.ByCode))
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// answersByCode is the emulator's answer counts for people: successes
+// first, then each error code (the emulator's Stats keys successes as ""),
+// most frequent first.
+func answersByCode(byCode map[string]int) string {
+	codes := slices.Collect(maps.Keys(byCode))
+	slices.SortFunc(codes, func(a, b string) int {
+		switch {
+		case a == "" && b != "":
+			return -1
+		case b == "" && a != "":
+			return 1
+		}
+		return cmp.Or(cmp.Compare(byCode[b], byCode[a]), cmp.Compare(a, b))
+	})
+	if len(codes) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%d %s", byCode[c], cmp.Or(c, "succeeded"))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -86,9 +86,11 @@ func (p *progress) Start(total int) {
 			progressbar.OptionSetWriter(term.w),
 			progressbar.OptionSetDescription("0 ok, 0 failed"),
 			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("rows"),
-			progressbar.OptionSetPredictTime(true),
+			// The rate and the ETA are in the description, from
+			// rateETA: the bar's own would say "0 rows/hr" and an ETA of
+			// 0s before the first row finishes, and whole rows a second
+			// after.
+			progressbar.OptionSetPredictTime(false),
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionShowDescriptionAtLineEnd(),
@@ -135,22 +137,40 @@ func (p *progress) Add(o apply.Outcome) {
 		// description first, so that the count's redraw, the one that
 		// stays on screen, shows both up to date; the last one also
 		// completes the bar.
-		p.bar.Describe(fmt.Sprintf("%d ok, %d failed", p.ok, p.fail))
+		desc := fmt.Sprintf("%d ok, %d failed", p.ok, p.fail)
+		if rate, eta, ok := p.rateETA(); ok {
+			desc += fmt.Sprintf(", %.1f rows/s, ETA %s", rate, eta)
+		}
+		p.bar.Describe(desc)
 		p.bar.Add(1)
 	}
+}
+
+// rateETA is the rows finished per second since the start, to two
+// decimals, and the time the rest take at that rate. ok is false in the
+// first second: the pacer lets up to ceil(qps) requests go at once, so
+// the first rows finish in a burst (the first one after a single round
+// trip, hundreds "a second"), and before the first row there is no rate.
+// Callers hold term.mu.
+func (p *progress) rateETA() (rate float64, eta time.Duration, ok bool) {
+	elapsed := time.Since(p.start)
+	if p.done == 0 || elapsed < time.Second {
+		return 0, 0, false
+	}
+	rate = math.Round(float64(p.done)/elapsed.Seconds()*100) / 100
+	return rate, time.Duration(float64(p.total-p.done) / rate * float64(time.Second)).Round(time.Second), true
 }
 
 func (p *progress) logLine() {
 	p.term.mu.Lock()
 	done, ok, fail, total := p.done, p.ok, p.fail, p.total
-	elapsed := time.Since(p.start)
+	rate, eta, known := p.rateETA()
 	p.term.mu.Unlock()
 	// Numbers with their unit in the key, so a JSON log is read by
 	// machines without guessing (slog would print a Duration as ns).
-	rate := math.Round(float64(done)/elapsed.Seconds()*100) / 100
 	attrs := []any{"done", done, "total", total, "succeeded", ok, "failed", fail, "rows_per_second", rate}
-	if rate > 0 {
-		attrs = append(attrs, "eta_seconds", math.Round(float64(total-done)/rate))
+	if known {
+		attrs = append(attrs, "eta_seconds", eta.Seconds())
 	}
 	p.log.Info("progress", attrs...)
 }

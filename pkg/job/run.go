@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -72,8 +73,8 @@ func (r *run) run(ctx context.Context) (*Summary, error) {
 	if st.Delimiter != ',' {
 		r.log.Info("plan read", "plan", c.PlanPath, "delimiter", plan.DelimiterName(st.Delimiter))
 	}
-	if err := checkWritable(c.ReportPath, c.FailuresPath, c.SummaryPath, c.MetricsPath); err != nil {
-		return nil, fmt.Errorf("%v; nothing was sent", err)
+	if err := checkWritable("--report", c.ReportPath, "--failures", c.FailuresPath, "--summary", c.SummaryPath, "--metrics-file", c.MetricsPath); err != nil {
+		return nil, err
 	}
 	creds := c.Credentials
 	if creds == nil {
@@ -415,20 +416,30 @@ func (noProgress) Add(apply.Outcome) {}
 func (noProgress) Finish()           {}
 
 // checkWritable makes sure output files can be created before anything is
-// sent, without leaving them behind. Its errors name the user's path, not
-// the probe file's.
-func checkWritable(paths ...string) error {
-	for _, p := range paths {
+// sent, without leaving them behind; pairs are a flag and its path. Its
+// errors name the flag and the user's path, not the probe file's. A folder
+// that does not exist is a bad argument (exit 2), as any other; a folder
+// that exists but refuses the file is the host's problem (exit 1).
+func checkWritable(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		flag, p := pairs[i], pairs[i+1]
 		if p == "" {
 			continue
 		}
-		f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".check*")
+		dir := filepath.Dir(p)
+		switch fi, err := os.Stat(dir); {
+		case errors.Is(err, fs.ErrNotExist):
+			return inputErrorf("%s %s: folder %s does not exist (create it first); nothing was sent", flag, p, dir)
+		case err == nil && !fi.IsDir():
+			return inputErrorf("%s %s: %s is not a folder; nothing was sent", flag, p, dir)
+		}
+		f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".check*")
 		if err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
 				err = pe.Err
 			}
-			return fmt.Errorf("cannot write %s: %w", p, err)
+			return fmt.Errorf("%s: cannot write %s: %w; nothing was sent", flag, p, err)
 		}
 		f.Close()
 		os.Remove(f.Name())
