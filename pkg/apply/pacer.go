@@ -105,6 +105,7 @@ type Pacer struct {
 
 	rate      aimd
 	holdUntil time.Time     // no send before this (x-acs-retry-after)
+	holdSent  time.Time     // the send time of the throttle that set holdUntil
 	lastAt    time.Time     // the latest send planned
 	paced     chan struct{} // closed when the bucket is replaced
 }
@@ -207,9 +208,20 @@ func (p *Pacer) token(ctx context.Context) error {
 		p.mu.Lock()
 		hold, lim, paced := p.holdUntil, p.lim, p.paced
 		p.mu.Unlock()
-		// No token is taken while the account's window is full.
-		if !sleepCtx(ctx, time.Until(hold)) {
-			return ctx.Err()
+		// No token is taken while the account's window is full. A hold
+		// that a clean answer refutes ends early (see Clean): the bucket is
+		// replaced then, and the wait with it.
+		if d := time.Until(hold); d > 0 {
+			timer := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return ctx.Err()
+			case <-paced:
+				timer.Stop()
+				continue
+			case <-timer.C:
+			}
 		}
 		r := lim.Reserve()
 		timer := time.NewTimer(r.Delay())
@@ -330,6 +342,16 @@ func (p *Pacer) Clean(t *Ticket) {
 		p.late = max(0, p.late-lateForget)
 	}
 	p.rate.answer(t.at, now, false, false)
+	if p.holdUntil.After(now) && t.at.After(p.holdSent) {
+		// A send made after the throttled one, inside the wait it named,
+		// got through: the account's window was not full, so the wait
+		// concerned that one send (its row still waits it out), not the
+		// run. The hold ends, and the throttle is not counted as the
+		// limit's word on the window.
+		p.rate.unwait(p.holdSent, now.Sub(p.holdSent))
+		p.holdUntil = time.Time{}
+		p.repace()
+	}
 }
 
 // Throttled tells the pacer the service throttled the send. retryAfter is
@@ -388,7 +410,7 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter time.Duration) {
 			sent = now
 		}
 		if until := sent.Add(min(retryAfter, maxHold) + extra); until.After(p.holdUntil) {
-			p.holdUntil = until
+			p.holdUntil, p.holdSent = until, sent
 			repace = true
 		}
 	}
