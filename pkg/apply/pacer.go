@@ -106,6 +106,7 @@ type Pacer struct {
 	rate      aimd
 	holdUntil time.Time     // no send before this (x-acs-retry-after)
 	holdSent  time.Time     // the send time of the throttle that set holdUntil
+	holdLate  float64       // late before that throttle
 	lastAt    time.Time     // the latest send planned
 	paced     chan struct{} // closed when the bucket is replaced
 }
@@ -347,8 +348,12 @@ func (p *Pacer) Clean(t *Ticket) {
 		// got through: the account's window was not full, so the wait
 		// concerned that one send (its row still waits it out), not the
 		// run. The hold ends, and the throttle is not counted as the
-		// limit's word on the window.
+		// limit's word on the window: neither for the rate nor as a late
+		// arrival.
 		p.rate.unwait(p.holdSent, now.Sub(p.holdSent))
+		if !p.fixed {
+			p.late = min(p.late, p.holdLate)
+		}
 		p.holdUntil = time.Time{}
 		p.repace()
 	}
@@ -379,6 +384,7 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter time.Duration) {
 	now := time.Now()
 	p.answered(t, now, false)
 	p.lastThrottle = now
+	lateBefore := p.late
 	switch {
 	case p.fixed:
 		// The guard does not learn.
@@ -410,7 +416,7 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter time.Duration) {
 			sent = now
 		}
 		if until := sent.Add(min(retryAfter, maxHold) + extra); until.After(p.holdUntil) {
-			p.holdUntil, p.holdSent = until, sent
+			p.holdUntil, p.holdSent, p.holdLate = until, sent, lateBefore
 			repace = true
 		}
 	}
