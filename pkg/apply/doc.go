@@ -242,7 +242,7 @@
 // cut again at each: 100 rows at --qps 40, limit 50, 12% spurious took
 // 13.9s against 3.0-3.3s for the other shapes. Now (certalloc bench
 // --scenario shapes, 3 runs): 3.81-3.85s for 429 with the wait,
-// 2.80-3.10s for bare 429, 400 Throttling and Throttling.Api, at most 1.37x
+// 2.80-3.38s for bare 429, 400 Throttling and Throttling.Api, at most 1.37x
 // the fastest; no arrivals over the limit. A full window keeps its hold:
 // the sends after its throttle are throttled as well, and the two-runs
 // figures below are unchanged.

@@ -213,28 +213,20 @@ func (p *Pacer) token(ctx context.Context) error {
 		// that a clean answer refutes ends early (see Clean): the bucket is
 		// replaced then, and the wait with it.
 		if d := time.Until(hold); d > 0 {
-			timer := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return ctx.Err()
-			case <-paced:
-				timer.Stop()
+			if repaced, err := sleepPaced(ctx, d, paced); err != nil {
+				return err
+			} else if repaced {
 				continue
-			case <-timer.C:
 			}
 		}
 		r := lim.Reserve()
-		timer := time.NewTimer(r.Delay())
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		repaced, err := sleepPaced(ctx, r.Delay(), paced)
+		if err != nil {
 			r.Cancel()
-			return ctx.Err()
-		case <-paced:
-			timer.Stop()
+			return err
+		}
+		if repaced {
 			continue
-		case <-timer.C:
 		}
 		p.mu.Lock()
 		stale := p.paced != paced || p.holdUntil.After(time.Now())
@@ -242,6 +234,21 @@ func (p *Pacer) token(ctx context.Context) error {
 		if !stale {
 			return nil
 		}
+	}
+}
+
+// sleepPaced sleeps d, and reports whether the bucket was replaced first
+// (paced closed).
+func sleepPaced(ctx context.Context, d time.Duration, paced <-chan struct{}) (bool, error) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-paced:
+		return true, nil
+	case <-timer.C:
+		return false, nil
 	}
 }
 
