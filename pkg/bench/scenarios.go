@@ -98,6 +98,8 @@ var scenarios = []scenario{
 				s.Goodput >= 9.0 && s.Failed+s.NotAttempted == 0 && s.Succeeded == 300,
 			}, err
 		}},
+	{"shapes", "100 rows x 4 throttle shapes, --qps 40 --max-attempts 10, limit 50/s, 12% spurious throttles: every row assigned, each shape within 1.5x the fastest's time",
+		func(b *bench, ctx context.Context) (result, error) { return b.shapes(ctx) }},
 	{"memory", "300,000 rows, --qps 10000, emulator limit off: <= 48 MiB peak RSS",
 		func(b *bench, ctx context.Context) (result, error) {
 			s, _, rss, err := b.applyRun(ctx, "memory", 300_000, casemu.Config{RateLimit: -1}, "--qps", "10000")
@@ -220,4 +222,31 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// shapes runs the same share of spurious throttles in each shape the
+// service sends: one that names a wait (429 with x-acs-retry-after) must
+// cost what one that does not costs.
+func (b *bench) shapes(ctx context.Context) (result, error) {
+	shapes := []string{casemu.Shape429Wait, casemu.Shape429Bare, casemu.ShapeThrottling, casemu.ShapeThrottlingAPI}
+	var figures []string
+	var fastest, slowest float64
+	ok := true
+	for _, shape := range shapes {
+		f := clean
+		f.ThrottleRate, f.ThrottleShapes = 0.12, []string{shape}
+		s, st, _, err := b.applyRun(ctx, "shapes-"+shape, 100, casemu.Config{RateLimit: 50, Faults: f}, "--qps", "40", "--max-attempts", "10")
+		if err != nil {
+			return result{}, err
+		}
+		figures = append(figures, fmt.Sprintf("%s %.2fs, throttled %.1f%%, %.1f arrivals/s, most in any 1s %d, succeeded %d",
+			shape, s.ElapsedSec, 100*float64(s.Throttled)/float64(max(1, s.Requests)), float64(s.Requests)/max(s.ElapsedSec, 1e-9), st.MaxInWindow, s.Succeeded))
+		ok = ok && s.Succeeded == 100 && s.Failed+s.NotAttempted == 0 && st.MaxInWindow <= 50
+		if fastest == 0 || s.ElapsedSec < fastest {
+			fastest = s.ElapsedSec
+		}
+		slowest = max(slowest, s.ElapsedSec)
+	}
+	ratio := slowest / max(fastest, 1e-9)
+	return result{fmt.Sprintf("%s; slowest %.2fx the fastest", strings.Join(figures, "; "), ratio), ok && ratio <= 1.5}, nil
 }
