@@ -140,7 +140,7 @@ func TestIssue9ThrottleShapes(t *testing.T) {
 		rows   int
 	}{
 		{"issue", []string{casemu.Shape429, casemu.Shape429Bare, casemu.ShapeThrottling, casemu.ShapeThrottlingAPI, casemu.ShapeRejected}, 300},
-		{"all", casemu.ThrottleShapes, 150},
+		{"all", casemu.ThrottleShapes, 200},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			emu, url := startEmulator(t, casemu.Config{RateLimit: 50, Seed: 9,
@@ -163,7 +163,7 @@ func TestIssue9ThrottleShapes(t *testing.T) {
 				throttles += st.ByCode["ServiceUnavailable"]
 			}
 			for _, shape := range tt.shapes {
-				key := map[string]string{casemu.Shape429: "Throttling.User", casemu.Shape429Bare: "(429-bare)",
+				key := map[string]string{casemu.Shape429: "Throttling.User", casemu.Shape429Wait: "Throttling.User", casemu.Shape429Bare: "(429-bare)",
 					casemu.ShapeRetryAfter: "ServiceUnavailable", casemu.ShapeRateLimitHeader: "Throttling.User"}[shape]
 				if key == "" {
 					key = shape

@@ -70,6 +70,9 @@ type aimd struct {
 	lastCut time.Time
 	from    float64 // the rate right after the last cut
 	found   float64 // the share the last strong cut found
+	// excused is send time since start the run was held by waits that
+	// clean answers refuted.
+	excused time.Duration
 }
 
 // tally counts the answers to the sends of one bucket of send time.
@@ -138,13 +141,27 @@ func (a *aimd) answer(sent, now time.Time, throttled, waited bool) {
 	}
 }
 
+// unwait takes back the wait of the throttle of the send made at sent: a
+// clean answer showed the window was not full (see Pacer.Clean). The run
+// sent nothing for held, which says nothing of the limit either: it is
+// not counted in the span of what got through.
+func (a *aimd) unwait(sent time.Time, held time.Duration) {
+	if !sent.Before(a.start) {
+		a.excused += held
+	}
+	slot := a.slot(sent)
+	if b := &a.evidence[(slot%evidenceBuckets+evidenceBuckets)%evidenceBuckets]; b.slot == slot && b.waited > 0 {
+		b.waited--
+	}
+}
+
 func (a *aimd) slot(t time.Time) int64 {
 	return t.UnixNano() / int64(a.window/evidenceBuckets)
 }
 
 func (a *aimd) reset(start time.Time) {
 	a.evidence = [evidenceBuckets]tally{}
-	a.start, a.answered = start, time.Time{}
+	a.start, a.answered, a.excused = start, time.Time{}, 0
 }
 
 // judge cuts the rate if the evidence says the quota is shared; could is
@@ -174,7 +191,7 @@ func (a *aimd) judge(now time.Time, could float64) bool {
 	if a.start.After(from) {
 		from = a.start
 	}
-	span := a.answered.Sub(from).Seconds() + 1/a.cur
+	span := max(0, a.answered.Sub(from).Seconds()-a.excused.Seconds()) + 1/a.cur
 	got := float64(sum.answers-sum.throttled) / span
 	poor := got < cutEfficiency*could && sum.throttled >= cutThrottles
 	var next float64

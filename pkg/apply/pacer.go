@@ -105,6 +105,8 @@ type Pacer struct {
 
 	rate      aimd
 	holdUntil time.Time     // no send before this (x-acs-retry-after)
+	holdSent  time.Time     // the send time of the throttle that set holdUntil
+	holdLate  float64       // late before that throttle
 	lastAt    time.Time     // the latest send planned
 	paced     chan struct{} // closed when the bucket is replaced
 }
@@ -207,21 +209,24 @@ func (p *Pacer) token(ctx context.Context) error {
 		p.mu.Lock()
 		hold, lim, paced := p.holdUntil, p.lim, p.paced
 		p.mu.Unlock()
-		// No token is taken while the account's window is full.
-		if !sleepCtx(ctx, time.Until(hold)) {
-			return ctx.Err()
+		// No token is taken while the account's window is full. A hold
+		// that a clean answer refutes ends early (see Clean): the bucket is
+		// replaced then, and the wait with it.
+		if d := time.Until(hold); d > 0 {
+			if repaced, err := sleepPaced(ctx, d, paced); err != nil {
+				return err
+			} else if repaced {
+				continue
+			}
 		}
 		r := lim.Reserve()
-		timer := time.NewTimer(r.Delay())
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		repaced, err := sleepPaced(ctx, r.Delay(), paced)
+		if err != nil {
 			r.Cancel()
-			return ctx.Err()
-		case <-paced:
-			timer.Stop()
+			return err
+		}
+		if repaced {
 			continue
-		case <-timer.C:
 		}
 		p.mu.Lock()
 		stale := p.paced != paced || p.holdUntil.After(time.Now())
@@ -229,6 +234,21 @@ func (p *Pacer) token(ctx context.Context) error {
 		if !stale {
 			return nil
 		}
+	}
+}
+
+// sleepPaced sleeps d, and reports whether the bucket was replaced first
+// (paced closed).
+func sleepPaced(ctx context.Context, d time.Duration, paced <-chan struct{}) (bool, error) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-paced:
+		return true, nil
+	case <-timer.C:
+		return false, nil
 	}
 }
 
@@ -330,6 +350,20 @@ func (p *Pacer) Clean(t *Ticket) {
 		p.late = max(0, p.late-lateForget)
 	}
 	p.rate.answer(t.at, now, false, false)
+	if p.holdUntil.After(now) && t.at.After(p.holdSent) {
+		// A send made after the throttled one, inside the wait it named,
+		// got through: the account's window was not full, so the wait
+		// concerned that one send (its row still waits it out), not the
+		// run. The hold ends, and the throttle is not counted as the
+		// limit's word on the window: neither for the rate nor as a late
+		// arrival.
+		p.rate.unwait(p.holdSent, now.Sub(p.holdSent))
+		if !p.fixed {
+			p.late = min(p.late, p.holdLate)
+		}
+		p.holdUntil = time.Time{}
+		p.repace()
+	}
 }
 
 // Throttled tells the pacer the service throttled the send. retryAfter is
@@ -357,6 +391,7 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter time.Duration) {
 	now := time.Now()
 	p.answered(t, now, false)
 	p.lastThrottle = now
+	lateBefore := p.late
 	switch {
 	case p.fixed:
 		// The guard does not learn.
@@ -388,7 +423,7 @@ func (p *Pacer) Throttled(t *Ticket, retryAfter time.Duration) {
 			sent = now
 		}
 		if until := sent.Add(min(retryAfter, maxHold) + extra); until.After(p.holdUntil) {
-			p.holdUntil = until
+			p.holdUntil, p.holdSent, p.holdLate = until, sent, lateBefore
 			repace = true
 		}
 	}

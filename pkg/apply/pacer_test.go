@@ -410,3 +410,51 @@ func TestPacerHoldsEndApart(t *testing.T) {
 		}
 	})
 }
+
+// A clean answer to a send made after the throttled one, inside the wait
+// it named, shows the window had room: the run's hold ends then (the row
+// itself still waits, see retryDelay), the throttle counts as one without
+// a wait, and it leaves no lateness behind. A clean answer to an earlier
+// send says nothing of the window after the throttle: the hold stays.
+func TestPacerCleanAnswerEndsAHold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, tt := range []struct {
+			name  string
+			later time.Duration // send time of the clean answer, after the throttled send
+			want  time.Duration // least time the next send waits
+		}{
+			{"a later send got through", 10 * time.Millisecond, 0},
+			{"an earlier send got through", -10 * time.Millisecond, 300 * time.Millisecond},
+		} {
+			p := NewPacer(40)
+			sent := time.Now()
+			throttled := &Ticket{p: p, at: sent, narrow: true}
+			clean := &Ticket{p: p, at: sent.Add(tt.later)}
+			time.Sleep(50 * time.Millisecond)
+			p.Throttled(throttled, 300*time.Millisecond)
+			got := make(chan time.Duration)
+			start := time.Now()
+			go func() {
+				if _, err := p.Wait(context.Background()); err != nil {
+					t.Error(err)
+				}
+				got <- time.Since(start)
+			}()
+			time.Sleep(20 * time.Millisecond)
+			p.Clean(clean)
+			d := <-got
+			if tt.want == 0 && d > 100*time.Millisecond || d < tt.want-50*time.Millisecond {
+				t.Errorf("%s: the next send waited %v; want %v", tt.name, d, tt.want)
+			}
+			p.mu.Lock()
+			late, waited := p.late, 0
+			for _, b := range p.rate.evidence {
+				waited += b.waited
+			}
+			p.mu.Unlock()
+			if tt.want == 0 && (late != 0 || waited != 0) {
+				t.Errorf("%s: late %v, %d waited throttles after the hold was refuted; want 0, 0", tt.name, late, waited)
+			}
+		}
+	})
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/certalloc/certalloc/pkg/casemu"
 	"github.com/certalloc/certalloc/pkg/job"
+	"github.com/certalloc/certalloc/pkg/netpath"
 )
 
 // ErrMissed means at least one figure missed its target.
@@ -105,14 +106,42 @@ func emulator(cfg casemu.Config) (*casemu.Server, *httptest.Server) {
 // fresh emulator, and returns its JSON summary, what the emulator saw,
 // and the process's peak RSS in MiB (0 where it cannot be measured).
 func (b *bench) applyRun(ctx context.Context, name string, rows int, cfg casemu.Config, args ...string) (job.Summary, casemu.Stats, float64, error) {
+	s, st, _, rss, err := b.applyVia(ctx, name, rows, cfg, nil, args...)
+	return s, st, rss, err
+}
+
+// path is a network path's one-way delay, N(mean, sd) cut at 0.
+type path struct{ mean, sd time.Duration }
+
+func (p path) String() string { return fmt.Sprintf("%v±%v", p.mean, p.sd) }
+
+// applyVia is applyRun with the client's traffic through a delaying TCP
+// proxy (pkg/netpath) in front of the emulator when via is set: the
+// network path the targets are judged on. It also returns what the proxy
+// carried.
+func (b *bench) applyVia(ctx context.Context, name string, rows int, cfg casemu.Config, via *path, args ...string) (job.Summary, casemu.Stats, netpath.Stats, float64, error) {
 	emu, srv := emulator(cfg)
 	defer srv.Close()
+	endpoint := srv.URL
+	var px *netpath.Proxy
+	if via != nil {
+		var err error
+		if px, err = netpath.Listen("127.0.0.1:0", srv.Listener.Addr().String(), via.mean, via.sd, 0); err != nil {
+			return job.Summary{}, casemu.Stats{}, netpath.Stats{}, 0, err
+		}
+		defer px.Close()
+		endpoint = "http://" + px.Addr().String()
+	}
 	planPath := filepath.Join(b.dir, name+".csv")
 	if err := WritePlan(planPath, rows); err != nil {
-		return job.Summary{}, casemu.Stats{}, 0, err
+		return job.Summary{}, casemu.Stats{}, netpath.Stats{}, 0, err
 	}
-	s, rss, err := b.certalloc(ctx, name, append([]string{"apply", "--endpoint", srv.URL}, append(args, planPath)...)...)
-	return s, emu.Stats(), rss, err
+	s, rss, err := b.certalloc(ctx, name, append([]string{"apply", "--endpoint", endpoint}, append(args, planPath)...)...)
+	var ps netpath.Stats
+	if px != nil {
+		ps = px.Stats()
+	}
+	return s, emu.Stats(), ps, rss, err
 }
 
 // certalloc runs the binary with the emulator's credentials, and returns

@@ -125,6 +125,8 @@ func spuriousThrottle(shape string, now time.Time) *apiError {
 	switch shape {
 	case Shape429:
 		return &apiError{status: http.StatusTooManyRequests, code: "Throttling.User", msg: msg}
+	case Shape429Wait:
+		return &apiError{status: http.StatusTooManyRequests, code: "Throttling.User", msg: msg, retryAfter: spurious429Wait}
 	case ShapeRetryAfter:
 		return &apiError{status: http.StatusServiceUnavailable, code: "ServiceUnavailable", msg: "The request has failed due to a temporary failure of the server.", retryAfter: spuriousWait}
 	case ShapeRateLimitHeader:

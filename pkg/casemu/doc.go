@@ -70,7 +70,8 @@
 //
 // Throttle shapes: Throttling, Throttling.User, Throttling.Api and
 // Rejected.Throttling (400 JSON), 429 with the JSON body, 429 as a bare
-// HTML page with no Code (counted as "(429-bare)"), 503 carrying
+// HTML page with no Code (counted as "(429-bare)"), 429 with the JSON body
+// and x-acs-retry-after: 300 ("429-wait"), 503 carrying
 // x-acs-retry-after, and 400 whose wait comes only in x-ratelimit-user.
 // The numeric JSON body ({"RequestId":12345,"Code":500}) is what makes the
 // v1 SDK panic. A redirect points at another path of this server with the

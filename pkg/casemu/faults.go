@@ -83,6 +83,11 @@ const (
 	ShapeRejected       = "Rejected.Throttling" // 400 JSON
 	Shape429            = "429"                 // 429 JSON, Code Throttling.User
 	Shape429Bare        = "429-bare"            // 429 text/html, no Code at all
+	// Shape429Wait is 429 Throttling.User naming a wait the service might
+	// name for a full window, x-acs-retry-after: 300 (ms), though the
+	// window is not full: the shape whose wait a client must not pay for
+	// every send.
+	Shape429Wait = "429-wait"
 	// ShapeRetryAfter is 503 ServiceUnavailable carrying x-acs-retry-after:
 	// clients since mid-2026 treat any answer with that header as throttling.
 	ShapeRetryAfter = "retry-after"
@@ -93,10 +98,13 @@ const (
 
 // ThrottleShapes lists every spurious throttle shape.
 var ThrottleShapes = []string{ShapeThrottling, ShapeThrottlingUser, ShapeThrottlingAPI, ShapeRejected,
-	Shape429, Shape429Bare, ShapeRetryAfter, ShapeRateLimitHeader}
+	Shape429, Shape429Bare, Shape429Wait, ShapeRetryAfter, ShapeRateLimitHeader}
 
 // spuriousWait is the wait the throttle shapes that carry one announce.
 const spuriousWait = 200 * time.Millisecond
+
+// spurious429Wait is Shape429Wait's wait.
+const spurious429Wait = 300 * time.Millisecond
 
 // gatewayStatus is the HTTP status the gateway gives each run-wide code.
 var gatewayStatus = map[string]int{

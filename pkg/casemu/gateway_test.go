@@ -166,6 +166,7 @@ func TestThrottleShapes(t *testing.T) {
 		{ShapeRejected, "application/json", 400, "Rejected.Throttling", "", "Rejected.Throttling"},
 		{Shape429, "application/json", 429, "Throttling.User", "", "Throttling.User"},
 		{Shape429Bare, "text/html", 429, "", "", "(429-bare)"},
+		{Shape429Wait, "application/json", 429, "Throttling.User", "x-acs-retry-after", "Throttling.User"},
 		{ShapeRetryAfter, "application/json", 503, "ServiceUnavailable", "x-acs-retry-after", "ServiceUnavailable"},
 		{ShapeRateLimitHeader, "application/json", 400, "Throttling.User", "x-ratelimit-user", "Throttling.User"},
 	}

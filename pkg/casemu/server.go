@@ -56,6 +56,10 @@ type Config struct {
 	// Throttle429 makes the limit answer HTTP 429 rather than 400, with the
 	// same JSON body and x-acs-retry-after.
 	Throttle429 bool
+	// CountRefusals makes the limit count the requests it throttles as
+	// well as those it admits, as some gateways do: each refusal takes a
+	// slot of the sliding window like an admitted call.
+	CountRefusals bool
 	// Region, when set, is the region the endpoint serves: a request whose
 	// RegionId names another answers InvalidRegion.NotFound.
 	Region string
@@ -272,7 +276,7 @@ func (s *Server) admit(key Key, ak string, arrival time.Time) *apiError {
 	defer s.mu.Unlock()
 	w := s.windows[account]
 	if w == nil {
-		w = &window{}
+		w = &window{countRefusals: s.cfg.CountRefusals}
 		s.windows[account] = w
 	}
 	// Each arrival is decided when it happens (its handler first sleeps its

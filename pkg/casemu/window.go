@@ -15,8 +15,12 @@ import (
 // apart are never in one window. The limit holds when no window contains
 // more than limit admitted stamps.
 type window struct {
-	admitted []time.Time // admitted calls, sorted
+	admitted []time.Time // admitted calls, sorted (and refused ones, with countRefusals)
 	arrivals []time.Time // every arrival, admitted or not, sorted
+	// countRefusals makes a refused call take a slot too, as gateways do
+	// that count every request against the quota: a client that pushes
+	// into a full window keeps it full.
+	countRefusals bool
 }
 
 // arrive records an arrival at t and decides it. A negative or zero limit
@@ -33,6 +37,11 @@ func (w *window) arrive(t time.Time, limit int, width time.Duration) (ok bool, w
 	if fits(w.admitted, t, limit, width) {
 		w.admitted, _ = insert(w.admitted, t)
 		return true, 0, busiest
+	}
+	if w.countRefusals {
+		// Counted all the same: the wait below is until a request would
+		// fit beside this refused one too.
+		w.admitted, _ = insert(w.admitted, t)
 	}
 	// The request would have fitted at t or at the moment an admitted
 	// stamp leaves the last window holding it; admitted stamps past t can

@@ -25,29 +25,37 @@ func TestWindowArrive(t *testing.T) {
 		limit    int
 		arrivals []arrival
 		busiest  int
+		refusals bool // countRefusals
 	}{
 		{"in order, the 3rd within a second waits for the 1st to leave", 2,
-			[]arrival{{0, true, 0}, {400, true, 0}, {900, false, 100}, {1000, true, 0}}, 3},
+			[]arrival{{0, true, 0}, {400, true, 0}, {900, false, 100}, {1000, true, 0}}, 3, false},
 		{"exactly a window apart is two windows", 1,
-			[]arrival{{0, true, 0}, {1000, true, 0}, {2000, true, 0}}, 1},
+			[]arrival{{0, true, 0}, {1000, true, 0}, {2000, true, 0}}, 1, false},
 		{"equal stamps", 2,
-			[]arrival{{500, true, 0}, {500, true, 0}, {500, false, 1000}}, 3},
+			[]arrival{{500, true, 0}, {500, true, 0}, {500, false, 1000}}, 3, false},
 		// Sent first, delayed more: 900 was admitted before 500 arrived out
 		// of order; 500 cannot join without putting two in (x-1s, x] for
 		// x in [900, 1500), and 900 leaves every window holding it at 1900.
 		{"an earlier stamp decided later is judged against the later one", 1,
-			[]arrival{{900, true, 0}, {500, false, 1400}}, 2},
+			[]arrival{{900, true, 0}, {500, false, 1400}}, 2, false},
 		// 1100 was decided first; 1050 fits beside it ((100ms, 1100ms]
 		// holds two), 1060 would make three there, and fits only once
 		// 1050 has left every window holding it, at 2050.
 		{"out of order, windows ending after the stamp count", 2,
-			[]arrival{{0, true, 0}, {1100, true, 0}, {1050, true, 0}, {1060, false, 990}}, 3},
+			[]arrival{{0, true, 0}, {1100, true, 0}, {1050, true, 0}, {1060, false, 990}}, 3, false},
 		{"limit off admits all", -1,
-			[]arrival{{0, true, 0}, {1, true, 0}, {2, true, 0}}, 3},
+			[]arrival{{0, true, 0}, {1, true, 0}, {2, true, 0}}, 3, false},
+		// The refusal at 900 takes a slot: 1000 would be admitted had it
+		// not been counted (first case), and is refused until 400 and 900
+		// leave; 1900 fits beside 1000's refusal once 900 has gone.
+		{"counted refusals keep the window full", 2,
+			[]arrival{{0, true, 0}, {400, true, 0}, {900, false, 500}, {1000, false, 900}, {1900, true, 0}}, 3, true},
+		{"counted refusals: the wait is for a slot beside the refusal", 1,
+			[]arrival{{0, true, 0}, {500, false, 1000}}, 2, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var w window
+			w := window{countRefusals: tt.refusals}
 			most := 0
 			for i, a := range tt.arrivals {
 				ok, wait, busiest := w.arrive(ms(a.at), tt.limit, time.Second)

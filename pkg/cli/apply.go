@@ -271,7 +271,7 @@ func printSummary(w io.Writer, s *job.Summary) {
 		fmt.Fprintf(&b, "; %d unchanged since the baseline", s.Unchanged)
 	}
 	b.WriteString(")\n")
-	fmt.Fprintf(&b, "  requests:    %d sent, %d retries, %d throttled, %d answers lost\n", s.Requests, s.Retries, s.Throttled, s.LostAnswers)
+	fmt.Fprintf(&b, "  requests:    %d sent, %d retries, %d throttled (%.1f%%), %d answers lost\n", s.Requests, s.Retries, s.Throttled, 100*s.ThrottledShare, s.LostAnswers)
 	fmt.Fprintf(&b, "  elapsed:     %s\n", time.Duration(s.ElapsedSec*float64(time.Second)).Round(time.Millisecond))
 	fmt.Fprintf(&b, "  rate:        %.2f requests/s sent (limit %g); goodput %.2f rows/s succeeded (%.2f over the whole run)", s.RequestRate, s.QPS, s.Goodput, s.RowRate)
 	if s.Throttled > 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/certalloc/certalloc/pkg/casemu"
+	"github.com/certalloc/certalloc/pkg/netpath"
 )
 
 // The emulator's default key, for tests and scripts that name it.
@@ -35,8 +36,9 @@ use. Stop it with Ctrl-C; it prints what it saw.`
 
 type emulatorOptions struct {
 	listen, addrFile, keyID, secret, token, instances, region string
+	pathJitter, pathListen, pathAddrFile                      string
 	rateLimit                                                 int
-	throttle429, quiet                                        bool
+	throttle429, quiet, countRefusals                         bool
 	seed                                                      uint64
 	faults                                                    map[string]*string // by casemu.Faults.Set key
 	more                                                      []string           // --fault key=value
@@ -74,14 +76,19 @@ func (e *env) emulatorCmd() *cobra.Command {
   certalloc emulator --listen 127.0.0.1:0 --addr-file /tmp/emu.addr
   certalloc emulator --latency 20ms-80ms --error-503 0.05 --drop 0.02 --fail-ids 33285,33286
   certalloc emulator --arrival-jitter 40ms±30ms --throttle 0.12 --throttle-shapes all
+  certalloc emulator --listen 127.0.0.1:0 --path-jitter 40ms±30ms --path-addr-file /tmp/path.addr --count-refusals
   certalloc emulator --answer InvalidApi.NotFound:404`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			faults, err := o.faultSettings()
+			if err != nil {
+				return err
+			}
+			path, err := o.pathSettings()
 			if err != nil || e.checkOnly {
 				return err
 			}
-			return o.serve(e.ctx, faults, e.stdout, e.stderr)
+			return o.serve(e.ctx, faults, path, e.stdout, e.stderr)
 		},
 	}
 	fs := cmd.Flags()
@@ -91,6 +98,10 @@ func (e *env) emulatorCmd() *cobra.Command {
 	fs.StringVar(&o.secret, "access-key-secret", EmulatorSecret, "its secret")
 	fs.StringVar(&o.token, "security-token", "", "make the key an STS key that needs this token")
 	fs.IntVar(&o.rateLimit, "rate-limit", casemu.DefaultRateLimit, "requests per account in any sliding second; 0 turns the limit off")
+	fs.BoolVar(&o.countRefusals, "count-refusals", false, "count throttled requests against the limit too, as some gateways do: a client pushing into a full window keeps it full")
+	fs.StringVar(&o.pathJitter, "path-jitter", "", "also listen on a delaying TCP proxy in front of the emulator that holds each chunk the client sends for max(0, N(MEAN, SD)), in order per connection (e.g. 40ms±30ms); the limit counts requests as the proxy releases them")
+	fs.StringVar(&o.pathListen, "path-listen", "127.0.0.1:0", "`address` of the --path-jitter proxy (port 0 picks a free one)")
+	fs.StringVar(&o.pathAddrFile, "path-addr-file", "", "write the --path-jitter proxy's endpoint URL to this `file` once listening")
 	fs.BoolVar(&o.throttle429, "throttle-429", false, "answer the rate limit with HTTP 429 instead of 400 Throttling.User (same JSON, same x-acs-retry-after)")
 	fs.StringVar(&o.region, "region", "", "region the endpoint serves; a request naming another RegionId gets InvalidRegion.NotFound (default: serve any)")
 	fs.StringVar(&o.instances, "instances", "", "CSV `file` of known instances (Id[,Quota]); other Ids get NotFound, a CertTotalCount above Quota InvalidParameter.CertTotalCount")
@@ -114,6 +125,37 @@ func (f *faultFlag) String() string     { return f.s }
 func (f *faultFlag) Set(v string) error { f.s = v; return nil }
 func (f *faultFlag) Type() string       { return f.typ }
 
+// pathSpec is the --path-jitter proxy's delay; on says whether to run one.
+type pathSpec struct {
+	on       bool
+	mean, sd time.Duration
+}
+
+// pathSettings checks the --path-* flags.
+func (o *emulatorOptions) pathSettings() (pathSpec, error) {
+	if o.pathJitter == "" {
+		if o.pathAddrFile != "" {
+			return pathSpec{}, usagef("--path-addr-file needs --path-jitter")
+		}
+		return pathSpec{}, nil
+	}
+	mean, sd, err := casemu.ParseJitter(o.pathJitter)
+	if err != nil {
+		return pathSpec{}, usageError{"--path-jitter: " + err.Error()}
+	}
+	return pathSpec{on: true, mean: mean, sd: sd}, nil
+}
+
+// writeAddr writes an endpoint URL whole, then renames it into place, so a
+// script polling for the file never reads half an address.
+func writeAddr(path, url string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(url+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 // faultSettings turns the fault flags into casemu.Faults.
 func (o *emulatorOptions) faultSettings() (casemu.Faults, error) {
 	var f casemu.Faults
@@ -136,7 +178,7 @@ func (o *emulatorOptions) faultSettings() (casemu.Faults, error) {
 	return f, nil
 }
 
-func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdout, stderr io.Writer) error {
+func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, path pathSpec, stdout, stderr io.Writer) error {
 	rl := o.rateLimit
 	if rl == 0 {
 		rl = -1
@@ -144,6 +186,7 @@ func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdou
 	cfg := casemu.Config{
 		Keys:      map[string]casemu.Key{o.keyID: {Secret: o.secret, SecurityToken: o.token}},
 		RateLimit: rl, Faults: faults, Seed: o.seed, Throttle429: o.throttle429, Region: o.region,
+		CountRefusals: o.countRefusals,
 	}
 	if o.instances != "" {
 		var err error
@@ -176,14 +219,25 @@ func (o *emulatorOptions) serve(ctx context.Context, faults casemu.Faults, stdou
 		fmt.Fprintf(stdout, "  export ALIBABA_CLOUD_SECURITY_TOKEN=%s\n", o.token)
 	}
 	fmt.Fprintf(stdout, "  certalloc apply --endpoint %s plans/example.csv\n", url)
-	if o.addrFile != "" {
-		// Written whole, then renamed, so a script polling for it never
-		// reads half an address.
-		tmp := o.addrFile + ".tmp"
-		if err := os.WriteFile(tmp, []byte(url+"\n"), 0o644); err != nil {
-			return fmt.Errorf("emulator: %v", err)
+	if path.on {
+		px, err := netpath.Listen(o.pathListen, ln.Addr().String(), path.mean, path.sd, o.seed)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("emulator: --path-listen: %v", err)
 		}
-		if err := os.Rename(tmp, o.addrFile); err != nil {
+		defer px.Close()
+		pathURL := "http://" + px.Addr().String()
+		fmt.Fprintf(stdout, "Network path (each chunk the client sends held %s): %s\n  certalloc apply --endpoint %s plans/example.csv\n", o.pathJitter, pathURL, pathURL)
+		if o.pathAddrFile != "" {
+			if err := writeAddr(o.pathAddrFile, pathURL); err != nil {
+				srv.Close()
+				return fmt.Errorf("emulator: %v", err)
+			}
+		}
+	}
+	if o.addrFile != "" {
+		if err := writeAddr(o.addrFile, url); err != nil {
+			srv.Close()
 			return fmt.Errorf("emulator: %v", err)
 		}
 	}

@@ -46,25 +46,27 @@ func (e Interrupted) ExitCode() int {
 // Summary is the end-of-run account: the same numbers for people, for
 // machines (the JSON summary) and for monitoring (the metrics).
 type Summary struct {
-	Plan         string  `json:"plan"`
-	Report       string  `json:"report"`
-	Failures     string  `json:"failures"`
-	Endpoint     string  `json:"endpoint"`
-	Region       string  `json:"region"`
-	PlanRows     int     `json:"plan_rows"`
-	Skipped      int     `json:"skipped_already_done"`
-	Unchanged    int     `json:"unchanged_since_baseline"`
-	Rows         int     `json:"rows"`
-	Succeeded    int     `json:"succeeded"`
-	Failed       int     `json:"failed"`
-	NotAttempted int     `json:"not_attempted"`
-	CutShort     int     `json:"cut_short"` // rows the stop kept from finishing
-	Requests     int     `json:"requests"`
-	Retries      int     `json:"retries"`
-	Throttled    int     `json:"throttled"`
-	LostAnswers  int     `json:"lost_answers"`
-	ElapsedSec   float64 `json:"elapsed_seconds"`
-	RequestRate  float64 `json:"requests_per_second"`
+	Plan         string `json:"plan"`
+	Report       string `json:"report"`
+	Failures     string `json:"failures"`
+	Endpoint     string `json:"endpoint"`
+	Region       string `json:"region"`
+	PlanRows     int    `json:"plan_rows"`
+	Skipped      int    `json:"skipped_already_done"`
+	Unchanged    int    `json:"unchanged_since_baseline"`
+	Rows         int    `json:"rows"`
+	Succeeded    int    `json:"succeeded"`
+	Failed       int    `json:"failed"`
+	NotAttempted int    `json:"not_attempted"`
+	CutShort     int    `json:"cut_short"` // rows the stop kept from finishing
+	Requests     int    `json:"requests"`
+	Retries      int    `json:"retries"`
+	Throttled    int    `json:"throttled"`
+	// ThrottledShare is Throttled over Requests: what the pacing wasted.
+	ThrottledShare float64 `json:"throttled_share"`
+	LostAnswers    int     `json:"lost_answers"`
+	ElapsedSec     float64 `json:"elapsed_seconds"`
+	RequestRate    float64 `json:"requests_per_second"`
 	// Goodput is rows succeeded per second between the first success and
 	// the last; RowRate over the whole run, start-up and tail included.
 	Goodput float64 `json:"goodput_rows_per_second"`
@@ -114,13 +116,14 @@ func newSummary(c *Config, st apply.Stats, planRows, skipped, unchanged, maxFail
 		PlanRows: planRows, Skipped: skipped, Unchanged: unchanged,
 		Rows: st.Rows, Succeeded: st.Succeeded, Failed: st.Failed, NotAttempted: st.NotAttempted, CutShort: st.CutShort,
 		Requests: st.Requests, Retries: st.Retries, Throttled: st.Throttled, LostAnswers: st.LostAnswers,
-		ElapsedSec:  st.End.Sub(st.Start).Seconds(),
-		RequestRate: st.RequestRate(),
-		Goodput:     st.Goodput(),
-		RowRate:     st.RunGoodput(),
-		QPS:         c.QPS,
-		MinRate:     st.MinRate,
-		Guard:       st.Guard.Seconds(), WidestGuard: st.GuardMax.Seconds(),
+		ThrottledShare: float64(st.Throttled) / float64(max(1, st.Requests)),
+		ElapsedSec:     st.End.Sub(st.Start).Seconds(),
+		RequestRate:    st.RequestRate(),
+		Goodput:        st.Goodput(),
+		RowRate:        st.RunGoodput(),
+		QPS:            c.QPS,
+		MinRate:        st.MinRate,
+		Guard:          st.Guard.Seconds(), WidestGuard: st.GuardMax.Seconds(),
 		PoolLimit: st.Workers, MaxInFlight: st.MaxInFlight,
 		LatencyP50: st.LatencyP50.Seconds(), LatencyP95: st.LatencyP95.Seconds(), LatencyMax: st.LatencyMax.Seconds(),
 		StartedAt: st.Start.UTC().Format(time.RFC3339), FinishedAt: st.End.UTC().Format(time.RFC3339),
