@@ -250,11 +250,47 @@ func fileKind(m os.FileMode) string {
 func (c *Config) carries() bool { return c.Resume || c.RetryFailed }
 
 // RetryCommand is the command line that finishes the job of a run whose
-// record is at report and failures: --retry-failed, with --report and
+// record is at report and failures: --retry-failed, with where the run
+// went and how it read the plan and wrote its files, and --report and
 // --failures when they are not the plan's defaults.
-func RetryCommand(planPath, reportPath, failuresPath string) string {
+func (c *Config) RetryCommand(planPath, reportPath, failuresPath string) string {
+	return c.command([]string{"--retry-failed"}, planPath, reportPath, failuresPath)
+}
+
+// command is an apply command line for the operator to run next: mode's
+// flags, then those of this job that say where it sends (another profile
+// is another account, another region another endpoint) and how it reads
+// the plan and writes its files, then the record's paths, then the plan.
+func (c *Config) command(mode []string, planPath, reportPath, failuresPath string) string {
+	args := append([]string{"certalloc", "apply"}, mode...)
+	if c.Profile != "" {
+		args = append(args, "--profile", shellQuote(c.Profile))
+	}
+	// The default region is what a command without --region gets, unless
+	// the shell it is pasted into says otherwise; any other is named.
+	if c.Region != "" && c.Region != cas.DefaultRegion {
+		args = append(args, "--region", shellQuote(c.Region))
+	}
+	if c.EndpointURL != "" {
+		args = append(args, "--endpoint", shellQuote(c.EndpointURL))
+	}
+	if c.VPC {
+		args = append(args, "--vpc")
+	}
+	if c.Insecure {
+		args = append(args, "--insecure-endpoint")
+	}
+	switch c.Delimiter {
+	case 0:
+	case '\t':
+		args = append(args, "--delimiter", "tab")
+	default:
+		args = append(args, "--delimiter", shellQuote(string(c.Delimiter)))
+	}
+	if c.Private {
+		args = append(args, "--private")
+	}
 	base := strings.TrimSuffix(planPath, filepath.Ext(planPath))
-	args := []string{"certalloc", "apply", "--retry-failed"}
 	if reportPath != base+".report.csv" {
 		args = append(args, "--report", shellQuote(reportPath))
 	}

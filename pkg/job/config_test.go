@@ -145,16 +145,27 @@ func TestCheckRetryFailed(t *testing.T) {
 }
 
 func TestRetryCommand(t *testing.T) {
-	tests := []struct{ plan, report, failures, want string }{
-		{"plans/x.csv", "plans/x.report.csv", "plans/x.failures.csv", "certalloc apply --retry-failed plans/x.csv"},
-		{"/etc/certalloc/plan.csv", "/var/lib/certalloc/report.csv", "/var/lib/certalloc/failures.csv",
+	tests := []struct {
+		c                      Config
+		plan, report, failures string
+		want                   string
+	}{
+		{Config{}, "plans/x.csv", "plans/x.report.csv", "plans/x.failures.csv", "certalloc apply --retry-failed plans/x.csv"},
+		{Config{Region: "cn-hangzhou"}, "/etc/certalloc/plan.csv", "/var/lib/certalloc/report.csv", "/var/lib/certalloc/failures.csv",
 			"certalloc apply --retry-failed --report /var/lib/certalloc/report.csv --failures /var/lib/certalloc/failures.csv /etc/certalloc/plan.csv"},
-		{"my plans/l'été.csv", "my plans/l'été.report.csv", "f.csv",
+		{Config{}, "my plans/l'été.csv", "my plans/l'été.report.csv", "f.csv",
 			`certalloc apply --retry-failed --failures f.csv 'my plans/l'\''été.csv'`},
+		// The finishing run must go where the run went (another profile
+		// is another account), and read the plan and write the files as
+		// it did.
+		{Config{Profile: "prod a", Region: "eu-central-1", VPC: true, Delimiter: ';', Private: true}, "p.csv", "p.report.csv", "p.failures.csv",
+			`certalloc apply --retry-failed --profile 'prod a' --region eu-central-1 --vpc --delimiter ';' --private p.csv`},
+		{Config{EndpointURL: "http://10.0.0.5:8080", Insecure: true, Delimiter: '\t'}, "p.csv", "r.csv", "p.failures.csv",
+			`certalloc apply --retry-failed --endpoint http://10.0.0.5:8080 --insecure-endpoint --delimiter tab --report r.csv p.csv`},
 	}
 	for _, tt := range tests {
-		if got := RetryCommand(tt.plan, tt.report, tt.failures); got != tt.want {
-			t.Errorf("RetryCommand(%q, %q, %q) = %s; want %s", tt.plan, tt.report, tt.failures, got, tt.want)
+		if got := tt.c.RetryCommand(tt.plan, tt.report, tt.failures); got != tt.want {
+			t.Errorf("%+v.RetryCommand(%q, %q, %q) = %s; want %s", tt.c, tt.plan, tt.report, tt.failures, got, tt.want)
 		}
 	}
 }
