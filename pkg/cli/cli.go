@@ -153,7 +153,18 @@ paced to the account's rate limit, with a report row per plan row.`,
 	root.SetVersionTemplate("certalloc {{.Version}}\n")
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	r := &rootCmd{Command: root}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// Cobra finds a command past the flags before it parses them, so
+		// a flag refused by the root means no word of the line named a
+		// command: a mistyped one is what to say, not the flag it has.
+		if !c.HasParent() {
+			if name := firstWord(r.args); name != "" {
+				return usagef("unknown command %q", name)
+			}
+		}
+		return usageError{err.Error()}
+	})
 	root.AddCommand(e.applyCmd(false), e.applyCmd(true), e.emulatorCmd(), e.benchCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
@@ -176,15 +187,40 @@ paced to the account's rate limit, with a report row per plan row.`,
 			}
 		}
 	}
-	return &rootCmd{root}
+	return r
 }
 
 // rootCmd runs the command tree with the given arguments.
-type rootCmd struct{ *cobra.Command }
+type rootCmd struct {
+	*cobra.Command
+	args []string
+}
 
 func (r *rootCmd) ExecuteC(args []string) (*cobra.Command, error) {
+	r.args = args
 	r.SetArgs(args)
 	return r.Command.ExecuteC()
+}
+
+// firstWord is the first argument that is neither a flag nor, as cobra
+// reads a line before it knows the flags, the value after one.
+func firstWord(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--":
+			if i+1 < len(args) {
+				return args[i+1]
+			}
+			return ""
+		case a == "-h" || a == "--help" || a == "-v" || a == "--version":
+		case strings.HasPrefix(a, "--") && !strings.Contains(a, "="), len(a) == 2 && a[0] == '-':
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			return a
+		}
+	}
+	return ""
 }
 
 // noArgs and exactlyOne give usage errors in certalloc's words.
