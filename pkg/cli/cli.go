@@ -35,8 +35,28 @@ const (
 // signal asks the run to stop.
 type SignalError = job.Interrupted
 
-// ExitCodeFor maps a signal to its conventional exit code.
-func ExitCodeFor(sig os.Signal) int { return job.Interrupted{Signal: sig}.ExitCode() }
+// exitCodeFor maps a signal to its conventional exit code.
+func exitCodeFor(sig os.Signal) int { return job.Interrupted{Signal: sig}.ExitCode() }
+
+// Abandon reports a second signal, which ends the process at once, in
+// the run's log format (read from args, as a usage error's is), and
+// returns the exit code. Without it the log would end at the run's start,
+// with no word of why or of what it left.
+func Abandon(args []string, stderr io.Writer, sig os.Signal) int {
+	code := exitCodeFor(sig)
+	name := "certalloc"
+	if w := firstWord(args); w != "" {
+		name += " " + w
+	}
+	msg := fmt.Sprintf("stopped at once by a second %v: answers in flight were not waited for, and the report and failures file not written; "+
+		"the journal beside the report holds every row answered, and the next run reads it", sig)
+	if jsonLogsAsked(args) {
+		slog.New(slog.NewJSONHandler(stderr, nil)).Error(msg, "command", name, "exit_code", code)
+	} else {
+		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
+	}
+	return code
+}
 
 // usageError is a problem with the command line: it is reported in one
 // line, followed by the command's usage line.
