@@ -259,8 +259,8 @@ func (c *Config) RetryCommand(planPath, reportPath, failuresPath string) string 
 
 // command is an apply command line for the operator to run next: mode's
 // flags, then those of this job that say where it sends (another profile
-// is another account, another region another endpoint) and how it reads
-// the plan and writes its files, then the record's paths, then the plan.
+// is another account, another region another endpoint), how it reads
+// the plan and what it writes, then the record's paths, then the plan.
 func (c *Config) command(mode []string, planPath, reportPath, failuresPath string) string {
 	args := append([]string{"certalloc", "apply"}, mode...)
 	if c.Profile != "" {
@@ -289,6 +289,14 @@ func (c *Config) command(mode []string, planPath, reportPath, failuresPath strin
 	}
 	if c.Private {
 		args = append(args, "--private")
+	}
+	// The summary and the metrics say how the last run ended: the run that
+	// finishes the job is it (and clears an alert on the metrics).
+	if c.SummaryPath != "" {
+		args = append(args, "--summary", shellQuote(c.SummaryPath))
+	}
+	if c.MetricsPath != "" {
+		args = append(args, "--metrics-file", shellQuote(c.MetricsPath))
 	}
 	base := strings.TrimSuffix(planPath, filepath.Ext(planPath))
 	if reportPath != base+".report.csv" {

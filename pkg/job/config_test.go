@@ -151,15 +151,16 @@ func TestRetryCommand(t *testing.T) {
 		want                   string
 	}{
 		{Config{}, "plans/x.csv", "plans/x.report.csv", "plans/x.failures.csv", "certalloc apply --retry-failed plans/x.csv"},
-		{Config{Region: "cn-hangzhou"}, "/etc/certalloc/plan.csv", "/var/lib/certalloc/report.csv", "/var/lib/certalloc/failures.csv",
-			"certalloc apply --retry-failed --report /var/lib/certalloc/report.csv --failures /var/lib/certalloc/failures.csv /etc/certalloc/plan.csv"},
+		{Config{Region: "cn-hangzhou", MetricsPath: "/var/lib/node_exporter/textfile_collector/certalloc.prom"},
+			"/etc/certalloc/plan.csv", "/var/lib/certalloc/report.csv", "/var/lib/certalloc/failures.csv",
+			"certalloc apply --retry-failed --metrics-file /var/lib/node_exporter/textfile_collector/certalloc.prom --report /var/lib/certalloc/report.csv --failures /var/lib/certalloc/failures.csv /etc/certalloc/plan.csv"},
 		{Config{}, "my plans/l'été.csv", "my plans/l'été.report.csv", "f.csv",
 			`certalloc apply --retry-failed --failures f.csv 'my plans/l'\''été.csv'`},
 		// The finishing run must go where the run went (another profile
 		// is another account), and read the plan and write the files as
 		// it did.
-		{Config{Profile: "prod a", Region: "eu-central-1", VPC: true, Delimiter: ';', Private: true}, "p.csv", "p.report.csv", "p.failures.csv",
-			`certalloc apply --retry-failed --profile 'prod a' --region eu-central-1 --vpc --delimiter ';' --private p.csv`},
+		{Config{Profile: "prod a", Region: "eu-central-1", VPC: true, Delimiter: ';', Private: true, SummaryPath: "s 1.json"}, "p.csv", "p.report.csv", "p.failures.csv",
+			`certalloc apply --retry-failed --profile 'prod a' --region eu-central-1 --vpc --delimiter ';' --private --summary 's 1.json' p.csv`},
 		{Config{EndpointURL: "http://10.0.0.5:8080", Insecure: true, Delimiter: '\t'}, "p.csv", "r.csv", "p.failures.csv",
 			`certalloc apply --retry-failed --endpoint http://10.0.0.5:8080 --insecure-endpoint --delimiter tab --report r.csv p.csv`},
 	}
