@@ -217,6 +217,15 @@ func checkPaths(paths map[string]string, baseline string) error {
 		if !strings.HasPrefix(role, "--") {
 			continue
 		}
+		if p == "-" {
+			// Taken for stdout, as other tools do, it would be a file
+			// named "-" beside the plan.
+			hint := ""
+			if role == "--summary" {
+				hint = "; for the summary as JSON on stdout, use --log-format json"
+			}
+			return inputErrorf("%s -: outputs are files, written whole%s", role, hint)
+		}
 		if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
 			return inputErrorf("%s %s is not a regular file (%s): certalloc replaces its outputs whole, by renaming a new file over the path; give the path of a file", role, p, fileKind(fi.Mode()))
 		}

@@ -55,6 +55,10 @@ func TestCheckPaths(t *testing.T) {
 		{map[string]string{"plan": p, "--report": "r.csv", roleJournal: "r.csv.journal", roleLock: "r.csv.lock"}, "r.csv.lock",
 			"--baseline and the report's lock are the same file"},
 		{map[string]string{"plan": p, "--report": dir}, "", "--report " + dir + " is not a regular file (a directory)"},
+		// "-" is not stdout here: it would be a file named "-".
+		{map[string]string{"plan": p, "--report": "r.csv", "--summary": "-"}, "", "--summary -: outputs are files"},
+		{map[string]string{"plan": p, "--report": "r.csv", "--metrics-file": "-"}, "", "--metrics-file -: outputs are files"},
+		{map[string]string{"plan": p, "--report": "-"}, "", "--report -: outputs are files"},
 	}
 	for _, tt := range tests {
 		err := checkPaths(tt.paths, tt.baseline)
