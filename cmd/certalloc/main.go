@@ -39,12 +39,12 @@ func run() int {
 		// The first signal drains: no new request, in-flight ones finish,
 		// the report and failures file are completed. SIGHUP (the terminal
 		// or the SSH session went away) drains like SIGTERM. The second
-		// signal exits at once; the journal then holds every row answered,
-		// and the next run reads it.
+		// signal exits at once, saying so; the journal then holds every
+		// row answered, and the next run reads it.
 		sig := <-sigs
 		cancel(cli.SignalError{Signal: sig})
 		sig = <-sigs
-		os.Exit(cli.ExitCodeFor(sig))
+		os.Exit(cli.Abandon(os.Args[1:], os.Stderr, sig))
 	}()
 	return cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }

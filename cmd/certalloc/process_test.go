@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -240,25 +241,50 @@ func TestKillAndResume(t *testing.T) {
 	t.Logf("%d trials, %d killed mid-run; twice-applied rows: at most %d in a trial (workers %d), %d in all", trials, midRun, maxTwice, workers, totalTwice)
 }
 
-// A second signal exits at once, and the report is still whole.
+// A second signal exits at once, and the report is still whole. Its last
+// line says so, and where the rows answered are: with --log-format json,
+// as a record, like every other line.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	_, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{LatencyMin: 3 * time.Second, LatencyMax: 3 * time.Second}})
-	dir := t.TempDir()
-	plan, _ := writePlan(t, dir, 30)
-	p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", plan)
-	waitForLines(t, filepath.Join(dir, "plan.report.csv.journal"), 1)
-	time.Sleep(500 * time.Millisecond) // requests in flight, answers 3s away
-	p.cmd.Process.Signal(syscall.SIGINT)
-	time.Sleep(100 * time.Millisecond)
-	p.cmd.Process.Signal(syscall.SIGINT)
-	start := time.Now()
-	if code := p.wait(t); code != cli.ExitInterrupted {
-		t.Fatalf("exit %d; want %d", code, cli.ExitInterrupted)
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			_, url := startEmulator(t, casemu.Config{Faults: casemu.Faults{LatencyMin: 3 * time.Second, LatencyMax: 3 * time.Second}})
+			dir := t.TempDir()
+			plan, _ := writePlan(t, dir, 30)
+			p := certalloc(t, nil, "apply", "--endpoint", url, "--qps", "10", "--log-format", format, plan)
+			waitForLines(t, filepath.Join(dir, "plan.report.csv.journal"), 1)
+			time.Sleep(500 * time.Millisecond) // requests in flight, answers 3s away
+			p.cmd.Process.Signal(syscall.SIGINT)
+			time.Sleep(100 * time.Millisecond)
+			p.cmd.Process.Signal(syscall.SIGINT)
+			start := time.Now()
+			if code := p.wait(t); code != cli.ExitInterrupted {
+				t.Fatalf("exit %d; want %d", code, cli.ExitInterrupted)
+			}
+			if d := time.Since(start); d > 1500*time.Millisecond {
+				t.Errorf("second signal took %v to exit", d)
+			}
+			checkRecord(t, filepath.Join(dir, "plan.report.csv"))
+			lines := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n")
+			last := lines[len(lines)-1]
+			const want = "stopped at once by a second interrupt"
+			if format == "json" {
+				for i, l := range lines {
+					if !json.Valid([]byte(l)) {
+						t.Errorf("stderr line %d is not JSON: %q", i+1, l)
+					}
+				}
+				var rec struct {
+					Level, Msg string
+					ExitCode   int `json:"exit_code"`
+				}
+				if json.Unmarshal([]byte(last), &rec) != nil || rec.Level != "ERROR" || !strings.HasPrefix(rec.Msg, want) || rec.ExitCode != cli.ExitInterrupted {
+					t.Errorf("last stderr line %q; want an ERROR record %q..., exit_code %d", last, want, cli.ExitInterrupted)
+				}
+			} else if !strings.HasPrefix(last, "certalloc apply: "+want) || !strings.Contains(last, "journal") {
+				t.Errorf("last stderr line %q; want %q and where the rows answered are", last, want)
+			}
+		})
 	}
-	if d := time.Since(start); d > 1500*time.Millisecond {
-		t.Errorf("second signal took %v to exit", d)
-	}
-	checkRecord(t, filepath.Join(dir, "plan.report.csv"))
 }
 
 // Two runs on one report: the second exits 4 at once and sends nothing.

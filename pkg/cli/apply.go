@@ -287,7 +287,7 @@ func printSummary(w io.Writer, s *job.Summary) {
 	fmt.Fprintf(&b, "  report:      %s\n", s.Report)
 	if s.Failed+s.NotAttempted > 0 {
 		fmt.Fprintf(&b, "  failures:    %s (a plan of the rows not done)\n", s.Failures)
-		fmt.Fprintf(&b, "  to finish:   %s\n", job.RetryCommand(s.Plan, s.Report, s.Failures))
+		fmt.Fprintf(&b, "  to finish:   %s\n", s.Finish)
 	}
 	fmt.Fprintf(&b, "  exit code:   %d\n", s.ExitCode)
 	io.WriteString(w, b.String())

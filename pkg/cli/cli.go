@@ -35,8 +35,28 @@ const (
 // signal asks the run to stop.
 type SignalError = job.Interrupted
 
-// ExitCodeFor maps a signal to its conventional exit code.
-func ExitCodeFor(sig os.Signal) int { return job.Interrupted{Signal: sig}.ExitCode() }
+// exitCodeFor maps a signal to its conventional exit code.
+func exitCodeFor(sig os.Signal) int { return job.Interrupted{Signal: sig}.ExitCode() }
+
+// Abandon reports a second signal, which ends the process at once, in
+// the run's log format (read from args, as a usage error's is), and
+// returns the exit code. Without it the log would end at the run's start,
+// with no word of why or of what it left.
+func Abandon(args []string, stderr io.Writer, sig os.Signal) int {
+	code := exitCodeFor(sig)
+	name := "certalloc"
+	if w := firstWord(args); w != "" {
+		name += " " + w
+	}
+	msg := fmt.Sprintf("stopped at once by a second %v: answers in flight were not waited for, and the report and failures file not written; "+
+		"the journal beside the report holds every row answered, and the next run reads it", sig)
+	if jsonLogsAsked(args) {
+		slog.New(slog.NewJSONHandler(stderr, nil)).Error(msg, "command", name, "exit_code", code)
+	} else {
+		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
+	}
+	return code
+}
 
 // usageError is a problem with the command line: it is reported in one
 // line, followed by the command's usage line.
@@ -153,7 +173,18 @@ paced to the account's rate limit, with a report row per plan row.`,
 	root.SetVersionTemplate("certalloc {{.Version}}\n")
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	r := &rootCmd{Command: root}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// Cobra finds a command past the flags before it parses them, so
+		// a flag refused by the root means no word of the line named a
+		// command: a mistyped one is what to say, not the flag it has.
+		if !c.HasParent() {
+			if name := firstWord(r.args); name != "" {
+				return usagef("unknown command %q", name)
+			}
+		}
+		return usageError{err.Error()}
+	})
 	root.AddCommand(e.applyCmd(false), e.applyCmd(true), e.emulatorCmd(), e.benchCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
@@ -176,15 +207,40 @@ paced to the account's rate limit, with a report row per plan row.`,
 			}
 		}
 	}
-	return &rootCmd{root}
+	return r
 }
 
 // rootCmd runs the command tree with the given arguments.
-type rootCmd struct{ *cobra.Command }
+type rootCmd struct {
+	*cobra.Command
+	args []string
+}
 
 func (r *rootCmd) ExecuteC(args []string) (*cobra.Command, error) {
+	r.args = args
 	r.SetArgs(args)
 	return r.Command.ExecuteC()
+}
+
+// firstWord is the first argument that is neither a flag nor, as cobra
+// reads a line before it knows the flags, the value after one.
+func firstWord(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--":
+			if i+1 < len(args) {
+				return args[i+1]
+			}
+			return ""
+		case a == "-h" || a == "--help" || a == "-v" || a == "--version":
+		case strings.HasPrefix(a, "--") && !strings.Contains(a, "="), len(a) == 2 && a[0] == '-':
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			return a
+		}
+	}
+	return ""
 }
 
 // noArgs and exactlyOne give usage errors in certalloc's words.

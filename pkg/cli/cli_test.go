@@ -142,6 +142,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"plan"}, "certalloc plan: takes one plan file (PLAN.csv), got 0 arguments"},
 		{[]string{"version", "--x"}, "certalloc version: unknown flag: --x"},
 		{[]string{"nosuch"}, `certalloc: unknown command "nosuch"`},
+		// A mistyped command is named as such, whatever flags follow it
+		// (cobra would first refuse them, as the root's).
+		{[]string{"aply", "--qps", "3", "p.csv"}, `certalloc: unknown command "aply"`},
+		{[]string{"--qps", "3", "aply", "p.csv"}, `certalloc: unknown command "aply"`},
+		{[]string{"--nope"}, "certalloc: unknown flag: --nope"},
 		{[]string{"apply", "--qps", "0", "p.csv"}, "certalloc apply: --qps must be a positive number, got 0"},
 		{[]string{"completion", "tcsh"}, `certalloc completion: unknown command "tcsh"`},
 	}
@@ -169,7 +174,8 @@ func TestUsageErrorsAsJSON(t *testing.T) {
 		{[]string{"plan", "--log-format", "json"}, "certalloc plan", "takes one plan file (PLAN.csv), got 0 arguments"},
 		{[]string{"apply", "--log-format", "json", "--qps", "0", "p.csv"}, "certalloc apply", "--qps must be a positive number, got 0"},
 		{[]string{"apply", "--log-format", "json", "--progress", "sometimes", "p.csv"}, "certalloc apply", `--progress must be auto, always or never, got "sometimes"`},
-		{[]string{"nosuch", "--log-format", "json"}, "certalloc", ""},
+		{[]string{"nosuch", "--log-format", "json"}, "certalloc", `unknown command "nosuch"`},
+		{[]string{"--log-format", "json", "aply", "p.csv"}, "certalloc", `unknown command "aply"`},
 		{[]string{"version", "--log-format=json"}, "certalloc version", ""},
 	}
 	for _, tt := range tests {

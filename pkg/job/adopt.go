@@ -93,7 +93,7 @@ func (r *run) adoptFailuresRecord(ctx context.Context) error {
 				return nil
 			}
 			st := stOther
-			if report.Done(rec.Status) {
+			if report.Done(rec.Status) && cols.Get(rec, "CaIdentifier") == r.led.rows[p].CaIdentifier {
 				st = stSucceeded
 			}
 			var s slot

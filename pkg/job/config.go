@@ -217,6 +217,15 @@ func checkPaths(paths map[string]string, baseline string) error {
 		if !strings.HasPrefix(role, "--") {
 			continue
 		}
+		if p == "-" {
+			// Taken for stdout, as other tools do, it would be a file
+			// named "-" beside the plan.
+			hint := ""
+			if role == "--summary" {
+				hint = "; for the summary as JSON on stdout, use --log-format json"
+			}
+			return inputErrorf("%s -: outputs are files, written whole%s", role, hint)
+		}
 		if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
 			return inputErrorf("%s %s is not a regular file (%s): certalloc replaces its outputs whole, by renaming a new file over the path; give the path of a file", role, p, fileKind(fi.Mode()))
 		}
@@ -250,11 +259,55 @@ func fileKind(m os.FileMode) string {
 func (c *Config) carries() bool { return c.Resume || c.RetryFailed }
 
 // RetryCommand is the command line that finishes the job of a run whose
-// record is at report and failures: --retry-failed, with --report and
+// record is at report and failures: --retry-failed, with where the run
+// went and how it read the plan and wrote its files, and --report and
 // --failures when they are not the plan's defaults.
-func RetryCommand(planPath, reportPath, failuresPath string) string {
+func (c *Config) RetryCommand(planPath, reportPath, failuresPath string) string {
+	return c.command([]string{"--retry-failed"}, planPath, reportPath, failuresPath)
+}
+
+// command is an apply command line for the operator to run next: mode's
+// flags, then those of this job that say where it sends (another profile
+// is another account, another region another endpoint), how it reads
+// the plan and what it writes, then the record's paths, then the plan.
+func (c *Config) command(mode []string, planPath, reportPath, failuresPath string) string {
+	args := append([]string{"certalloc", "apply"}, mode...)
+	if c.Profile != "" {
+		args = append(args, "--profile", shellQuote(c.Profile))
+	}
+	// The default region is what a command without --region gets, unless
+	// the shell it is pasted into says otherwise; any other is named.
+	if c.Region != "" && c.Region != cas.DefaultRegion {
+		args = append(args, "--region", shellQuote(c.Region))
+	}
+	if c.EndpointURL != "" {
+		args = append(args, "--endpoint", shellQuote(c.EndpointURL))
+	}
+	if c.VPC {
+		args = append(args, "--vpc")
+	}
+	if c.Insecure {
+		args = append(args, "--insecure-endpoint")
+	}
+	switch c.Delimiter {
+	case 0:
+	case '\t':
+		args = append(args, "--delimiter", "tab")
+	default:
+		args = append(args, "--delimiter", shellQuote(string(c.Delimiter)))
+	}
+	if c.Private {
+		args = append(args, "--private")
+	}
+	// The summary and the metrics say how the last run ended: the run that
+	// finishes the job is it (and clears an alert on the metrics).
+	if c.SummaryPath != "" {
+		args = append(args, "--summary", shellQuote(c.SummaryPath))
+	}
+	if c.MetricsPath != "" {
+		args = append(args, "--metrics-file", shellQuote(c.MetricsPath))
+	}
 	base := strings.TrimSuffix(planPath, filepath.Ext(planPath))
-	args := []string{"certalloc", "apply", "--retry-failed"}
 	if reportPath != base+".report.csv" {
 		args = append(args, "--report", shellQuote(reportPath))
 	}

@@ -55,6 +55,10 @@ func TestCheckPaths(t *testing.T) {
 		{map[string]string{"plan": p, "--report": "r.csv", roleJournal: "r.csv.journal", roleLock: "r.csv.lock"}, "r.csv.lock",
 			"--baseline and the report's lock are the same file"},
 		{map[string]string{"plan": p, "--report": dir}, "", "--report " + dir + " is not a regular file (a directory)"},
+		// "-" is not stdout here: it would be a file named "-".
+		{map[string]string{"plan": p, "--report": "r.csv", "--summary": "-"}, "", "--summary -: outputs are files"},
+		{map[string]string{"plan": p, "--report": "r.csv", "--metrics-file": "-"}, "", "--metrics-file -: outputs are files"},
+		{map[string]string{"plan": p, "--report": "-"}, "", "--report -: outputs are files"},
 	}
 	for _, tt := range tests {
 		err := checkPaths(tt.paths, tt.baseline)
@@ -145,16 +149,28 @@ func TestCheckRetryFailed(t *testing.T) {
 }
 
 func TestRetryCommand(t *testing.T) {
-	tests := []struct{ plan, report, failures, want string }{
-		{"plans/x.csv", "plans/x.report.csv", "plans/x.failures.csv", "certalloc apply --retry-failed plans/x.csv"},
-		{"/etc/certalloc/plan.csv", "/var/lib/certalloc/report.csv", "/var/lib/certalloc/failures.csv",
-			"certalloc apply --retry-failed --report /var/lib/certalloc/report.csv --failures /var/lib/certalloc/failures.csv /etc/certalloc/plan.csv"},
-		{"my plans/l'été.csv", "my plans/l'été.report.csv", "f.csv",
+	tests := []struct {
+		c                      Config
+		plan, report, failures string
+		want                   string
+	}{
+		{Config{}, "plans/x.csv", "plans/x.report.csv", "plans/x.failures.csv", "certalloc apply --retry-failed plans/x.csv"},
+		{Config{Region: "cn-hangzhou", MetricsPath: "/var/lib/node_exporter/textfile_collector/certalloc.prom"},
+			"/etc/certalloc/plan.csv", "/var/lib/certalloc/report.csv", "/var/lib/certalloc/failures.csv",
+			"certalloc apply --retry-failed --metrics-file /var/lib/node_exporter/textfile_collector/certalloc.prom --report /var/lib/certalloc/report.csv --failures /var/lib/certalloc/failures.csv /etc/certalloc/plan.csv"},
+		{Config{}, "my plans/l'été.csv", "my plans/l'été.report.csv", "f.csv",
 			`certalloc apply --retry-failed --failures f.csv 'my plans/l'\''été.csv'`},
+		// The finishing run must go where the run went (another profile
+		// is another account), and read the plan and write the files as
+		// it did.
+		{Config{Profile: "prod a", Region: "eu-central-1", VPC: true, Delimiter: ';', Private: true, SummaryPath: "s 1.json"}, "p.csv", "p.report.csv", "p.failures.csv",
+			`certalloc apply --retry-failed --profile 'prod a' --region eu-central-1 --vpc --delimiter ';' --private --summary 's 1.json' p.csv`},
+		{Config{EndpointURL: "http://10.0.0.5:8080", Insecure: true, Delimiter: '\t'}, "p.csv", "r.csv", "p.failures.csv",
+			`certalloc apply --retry-failed --endpoint http://10.0.0.5:8080 --insecure-endpoint --delimiter tab --report r.csv p.csv`},
 	}
 	for _, tt := range tests {
-		if got := RetryCommand(tt.plan, tt.report, tt.failures); got != tt.want {
-			t.Errorf("RetryCommand(%q, %q, %q) = %s; want %s", tt.plan, tt.report, tt.failures, got, tt.want)
+		if got := tt.c.RetryCommand(tt.plan, tt.report, tt.failures); got != tt.want {
+			t.Errorf("%+v.RetryCommand(%q, %q, %q) = %s; want %s", tt.c, tt.plan, tt.report, tt.failures, got, tt.want)
 		}
 	}
 }

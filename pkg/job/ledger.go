@@ -131,13 +131,16 @@ func (l *ledger) pos(id int64) int {
 
 // note records rec as the latest record of its row; records of Ids not in
 // the plan are counted, not kept.
-func (l *ledger) note(src source, rec *report.Record) (inPlan bool) {
+func (l *ledger) note(src source, cols *report.Columns, rec *report.Record) (inPlan bool) {
 	p := l.pos(rec.ID)
 	if p < 0 {
 		return false
 	}
 	st := stOther
-	if report.Done(rec.Status) {
+	// A success sent with another CaIdentifier than the plan's (or none)
+	// is not this row's assignment: the row is sent again, as one whose
+	// total changed is.
+	if report.Done(rec.Status) && cols.Get(rec, "CaIdentifier") == l.rows[p].CaIdentifier {
 		st = stSucceeded
 	}
 	slots := l.slots
@@ -211,7 +214,7 @@ func (l *ledger) record(ctx context.Context, name string, src source, pr *prior,
 		if report.Done(rec.Status) || rec.Status == report.Sending || rec.Attempts > 0 {
 			pr.applied++
 		}
-		if !l.note(src, rec) && pr.foreign == 0 {
+		if !l.note(src, c, rec) && pr.foreign == 0 {
 			pr.foreign, pr.foreignAt = rec.ID, fmt.Sprintf("%s:%d", name, rec.FileLine)
 		}
 		return nil

@@ -207,8 +207,12 @@ func (r *run) readPrevious(ctx context.Context, rows []plan.Row) error {
 		return inputErrorf("--retry-failed: there is no record to finish at %s (no report with rows, no journal); apply the plan without --retry-failed first, or give --report the record's path",
 			c.ReportPath)
 	case c.carries() && pr.foreign != 0:
-		return inputErrorf("%s: report %s is not this plan's: it has Id %d (%s), which %s does not; give --report a new path",
-			flag, c.ReportPath, pr.foreign, pr.foreignAt, c.PlanPath)
+		// A row taken out of the plan: the record as the baseline carries
+		// on from it, keeping what is done and dropping that row.
+		return inputErrorf("%s: report %s is not this plan's: it has Id %d (%s), which %s does not; "+
+			"to apply %s from that record, sending only the rows not done there: %s; or give --report a new path",
+			flag, c.ReportPath, pr.foreign, pr.foreignAt, c.PlanPath,
+			c.PlanPath, c.command([]string{"--baseline", shellQuote(c.ReportPath)}, c.PlanPath, c.ReportPath, c.FailuresPath))
 	case pr.applied > 0 && !c.carries() && !sameBase && !c.Overwrite:
 		return inputErrorf("report %s records %d rows an earlier run sent; to keep that record, carry on with --resume, "+
 			"or give --report another path; to replace it, pass --overwrite", c.ReportPath, pr.applied)
@@ -262,7 +266,7 @@ func (r *run) noteFailuresPlan() {
 	}
 	finish := "certalloc apply --retry-failed on its plan"
 	if _, err := os.Stat(orig + ".csv"); err == nil {
-		finish = RetryCommand(orig+".csv", orig+".report.csv", r.c.PlanPath)
+		finish = r.c.RetryCommand(orig+".csv", orig+".report.csv", r.c.PlanPath)
 	}
 	r.log.Info("this plan is a failures file: this run's record goes to its own report, and "+orig+".report.csv is not changed; "+
 		finish+" takes the rows this run finishes from it", "report", r.c.ReportPath, "failures", r.c.FailuresPath)

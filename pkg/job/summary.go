@@ -46,9 +46,12 @@ func (e Interrupted) ExitCode() int {
 // Summary is the end-of-run account: the same numbers for people, for
 // machines (the JSON summary) and for monitoring (the metrics).
 type Summary struct {
-	Plan         string `json:"plan"`
-	Report       string `json:"report"`
-	Failures     string `json:"failures"`
+	Plan     string `json:"plan"`
+	Report   string `json:"report"`
+	Failures string `json:"failures"`
+	// Finish is the command that finishes the job, when rows are not
+	// done: the text summary's "to finish" line.
+	Finish       string `json:"finish_command,omitempty"`
 	Endpoint     string `json:"endpoint"`
 	Region       string `json:"region"`
 	PlanRows     int    `json:"plan_rows"`
@@ -129,6 +132,9 @@ func newSummary(c *Config, st apply.Stats, planRows, skipped, unchanged, maxFail
 		StartedAt: st.Start.UTC().Format(time.RFC3339), FinishedAt: st.End.UTC().Format(time.RFC3339),
 		end: st.End,
 	}
+	if s.Failed+s.NotAttempted > 0 {
+		s.Finish = c.RetryCommand(c.PlanPath, c.ReportPath, c.FailuresPath)
+	}
 	// st.Stop is nil when the stop cut no row short: a signal, a deadline
 	// or a limit that came after every row had finished cost nothing, and
 	// the run exits as if it had not come.
@@ -170,8 +176,7 @@ func (s *Summary) Err() error {
 	case s.Untouched:
 		err = fmt.Errorf("%s before anything was sent; no file was changed", s.StopReason)
 	case s.Stopped == "":
-		err = fmt.Errorf("%d of %d rows failed; they are in %s; to finish the job: %s", s.Failed+s.NotAttempted, s.Rows, s.Failures,
-			RetryCommand(s.Plan, s.Report, s.Failures))
+		err = fmt.Errorf("%d of %d rows failed; they are in %s; to finish the job: %s", s.Failed+s.NotAttempted, s.Rows, s.Failures, s.Finish)
 	case s.Stopped == "interrupted":
 		err = fmt.Errorf("%s; rows not done are in %s", s.StopReason, s.Failures)
 	default:
