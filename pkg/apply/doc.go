@@ -188,8 +188,8 @@
 //     (9.3-9.45 rows/s), the proxy run 20-80ms.
 //
 // Measured through the proxy (certalloc bench, 300 rows, default flags,
-// five runs): 9.21-9.28 rows/s, 0.3-0.7% of requests throttled; the model
-// with the same service time, 9.28-9.31 rows/s, 0.3-0.7%. With the limit
+// eight runs): 9.21-9.31 rows/s, 0.3-1.0% of requests throttled; the model
+// with the same service time, 9.14-9.31 rows/s, 0.3-1.6%. With the limit
 // counting its refusals (--count-refusals, 200 rows): 9.09-9.26 rows/s,
 // 1.0-1.5% throttled, through the proxy. The same bench run on the pacer
 // before a wait cost once (A wait costs once, below; certalloc bench --bin
@@ -294,9 +294,10 @@
 // for its wait, the holds cut the rate as a rival would, and a wary run
 // cut again at each: 100 rows at --qps 40, limit 50, 12% spurious took
 // 13.9s against 3.0-3.3s for the other shapes. Now (certalloc bench
-// --scenario shapes, 3 runs): 3.81-3.85s for 429 with the wait,
-// 2.80-3.38s for bare 429, 400 Throttling and Throttling.Api, at most 1.37x
-// the fastest; no arrivals over the limit. A full window keeps its hold:
+// --scenario shapes, 7 runs): 3.12-3.86s for 429 with the wait,
+// 2.80-3.38s for bare 429, 400 Throttling and Throttling.Api but once
+// 4.85s (Throttling, 1.71x the fastest; otherwise at most 1.37x); no
+// arrivals over the limit. A full window keeps its hold:
 // the sends after its throttle are throttled as well, and the two-runs
 // figures below are unchanged.
 //
